@@ -1,0 +1,76 @@
+/* The rule expression language (DESIGN.md section 3): lexer, recursive-descent
+ * parser, type checker with constant folding, and a flat compiled form that
+ * evaluates with no allocation.
+ *
+ * Names resolve against an environment of symbols (fields, schema extras,
+ * counters, model.score — each with a static type and a slot in rk_txn) and of
+ * named lists. Errors are reported with the file, line and column of the
+ * offending token, and a "did you mean" suggestion for unknown names. */
+#ifndef RK_EXPR_H
+#define RK_EXPR_H
+
+#include <stdint.h>
+
+#include "lib/arena.h"
+#include "lib/diag.h"
+#include "lib/value.h"
+#include "rules/list.h"
+
+typedef struct rk_expr rk_expr;
+
+/* A name an expression may read. */
+typedef struct rk_sym {
+    const char *name; /* "amount", "acct_txn_1h", "model.score" */
+    rk_type type;     /* static type: RK_T_INT, RK_T_FLOAT, RK_T_STR or RK_T_BOOL */
+    int slot;         /* index into the slots array given to rk_expr_eval */
+} rk_sym;
+
+/* A list that `x in @name` may test. */
+typedef struct rk_named_list {
+    const char *name;
+    const rk_list *list;
+} rk_named_list;
+
+/* What the compiler resolves names against, and where the text sits in its
+ * file (for diagnostics). The expression text may span lines (YAML block
+ * scalars): line n > 1 of the text starts at column cont_col. */
+typedef struct rk_expr_env {
+    const rk_sym *syms;
+    int nsyms;
+    const rk_named_list *lists;
+    int nlists;
+    const char *file; /* for diagnostics */
+    int line;         /* 1-based line of the first character of the text */
+    int col;          /* 1-based column of the first character of the text */
+    int cont_col;     /* 1-based column where continuation lines start */
+} rk_expr_env;
+
+/* Compiles text (len bytes, need not be NUL-terminated). want is the required
+ * result type (RK_T_BOOL for a rule's `when`), or RK_T_MISSING for any.
+ * Returns 0 and sets *out, or a negative code (RK_EPARSE, RK_ETYPE,
+ * RK_ENOTFOUND, RK_ENOMEM) with diag set to the first problem, positioned at
+ * the offending token, e.g. `rules.yaml:42:17: unknown field 'amout' (did you
+ * mean 'amount'?)`. */
+int rk_expr_compile(const char *text, size_t len, const rk_expr_env *env, rk_type want,
+                    rk_expr **out, rk_diag *diag);
+void rk_expr_free(rk_expr *e);
+
+/* Static result type of a compiled expression. */
+rk_type rk_expr_type(const rk_expr *e);
+
+/* Per-evaluation context, owned by one worker. */
+#define RK_EVAL_STACK 64 /* value stack depth; the compiler rejects deeper expressions */
+typedef struct rk_eval_ctx {
+    rk_arena *arena;       /* scratch for strings built by lower()/upper(); the caller resets it per request */
+    uint64_t arith_errors; /* division/modulo by zero and int64 overflows seen (missing results) */
+    rk_value stack[RK_EVAL_STACK]; /* evaluation stack, so evaluation never allocates */
+} rk_eval_ctx;
+
+/* Evaluates e over slots (indexed as the rk_sym slots it was compiled with).
+ * Never fails: problems in the data (division by zero, overflow, arena
+ * exhausted) give a missing value. A boolean expression yields RK_T_BOOL or
+ * RK_T_MISSING (unknown). Returned strings are valid until the arena is reset
+ * and the slots' buffers live. */
+rk_value rk_expr_eval(const rk_expr *e, const rk_value *slots, rk_eval_ctx *ctx);
+
+#endif

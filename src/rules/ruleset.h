@@ -1,0 +1,47 @@
+/* Rule sets (DESIGN.md section 3): loading a YAML rule file (with includes,
+ * lists, schema and thresholds), compiling every rule, and deciding.
+ *
+ * A loaded rk_ruleset is immutable and safe to evaluate from many threads at
+ * once, each with its own rk_eval_ctx. Problems found while loading are
+ * reported as `file:line:col: message` in an rk_diag, and nothing is returned. */
+#ifndef RK_RULESET_H
+#define RK_RULESET_H
+
+#include <stdbool.h>
+
+#include "lib/diag.h"
+#include "proto/txn.h"
+#include "rules/decision.h"
+#include "rules/expr.h"
+
+typedef struct rk_ruleset rk_ruleset;
+
+/* Loads and compiles the rule file at path. Returns 0 and sets *out, or a
+ * negative code with diag set (RK_EIO: unreadable file; RK_EPARSE: YAML or
+ * expression syntax; RK_ETYPE; RK_ENOTFOUND: unknown name or list;
+ * RK_EEXISTS: duplicate id; RK_EUNSUPPORTED: counters/model not supported yet). */
+int rk_ruleset_load(const char *path, rk_ruleset **out, rk_diag *diag);
+void rk_ruleset_free(rk_ruleset *rs);
+
+const char *rk_ruleset_name(const rk_ruleset *rs);
+const char *rk_ruleset_version(const rk_ruleset *rs);
+/* "name@version", as echoed in replies. */
+const char *rk_ruleset_label(const rk_ruleset *rs);
+/* Extra request fields declared in `schema:` (slots RK_F__STD...). */
+const rk_schema *rk_ruleset_schema(const rk_ruleset *rs);
+
+int rk_ruleset_nrules(const rk_ruleset *rs);
+const char *rk_ruleset_rule_id(const rk_ruleset *rs, int i);
+bool rk_ruleset_rule_shadow(const rk_ruleset *rs, int i);
+
+/* Slot and static type of a readable name (field, schema extra, counter,
+ * "model.score"); -1 when the rule set has no such name. Used by
+ * `riskctl test` to override counter values and the model score. */
+int rk_ruleset_slot(const rk_ruleset *rs, const char *name, rk_type *type);
+
+/* Evaluates every rule over txn and decides (allow rule > block/review actions
+ * and thresholds > allow; shadow rules reported apart). Never fails. */
+void rk_ruleset_eval(const rk_ruleset *rs, const rk_txn *txn, rk_eval_ctx *ctx,
+                     rk_decision *out);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: replaced by the server work */
+int main(void) { return 1; }
