@@ -6,11 +6,12 @@
 #include <string.h>
 
 static const struct {
-    const char *key;
-    rk_type type;
-    int required;
+    const char *key; /* wire key */
+    size_t len;      /* strlen(key), so look-ups compare lengths first */
+    rk_type type;    /* value type */
+    int required;    /* required in a score request */
 } fields[RK_F__STD] = {
-#define XX(name, key, type, req) {key, type, req},
+#define XX(name, key, type, req) {key, sizeof key - 1, type, req},
     RK_FIELD_MAP(XX)
 #undef XX
 };
@@ -33,7 +34,7 @@ int rk_field_required(int f)
 int rk_field_find(const char *key, size_t len)
 {
     for (int f = 0; f < RK_F__STD; f++)
-        if (strlen(fields[f].key) == len && memcmp(fields[f].key, key, len) == 0)
+        if (fields[f].len == len && memcmp(fields[f].key, key, len) == 0)
             return f;
     return -1;
 }
@@ -43,7 +44,8 @@ int rk_schema_find(const rk_schema *schema, const char *key, size_t len)
     if (!schema || len >= RK_NAME_MAX)
         return -1;
     for (int i = 0; i < schema->n; i++)
-        if (strncmp(schema->f[i].name, key, len) == 0 && schema->f[i].name[len] == '\0')
+        if (memcmp(schema->f[i].name, key, len) == 0 && schema->f[i].name[len] == '\0' &&
+            strlen(schema->f[i].name) == len)
             return RK_F__STD + i;
     return -1;
 }

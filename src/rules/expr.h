@@ -50,7 +50,10 @@ typedef struct rk_expr_env {
  * Returns 0 and sets *out, or a negative code (RK_EPARSE, RK_ETYPE,
  * RK_ENOTFOUND, RK_ENOMEM) with diag set to the first problem, positioned at
  * the offending token, e.g. `rules.yaml:42:17: unknown field 'amout' (did you
- * mean 'amount'?)`. */
+ * mean 'amount'?)`. Also RK_ERANGE when a constant subexpression divides by
+ * zero or overflows (`1 / 0`), and RK_EINVAL when out is NULL or a symbol has
+ * a slot outside [0, RK_MAX_SLOTS) or no value type. *out is untouched on
+ * error. env may be NULL (no names; positions from 1:1). */
 int rk_expr_compile(const char *text, size_t len, const rk_expr_env *env, rk_type want,
                     rk_expr **out, rk_diag *diag);
 void rk_expr_free(rk_expr *e);

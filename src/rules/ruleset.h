@@ -8,6 +8,7 @@
 #define RK_RULESET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "lib/diag.h"
 #include "proto/txn.h"
@@ -17,10 +18,20 @@
 typedef struct rk_ruleset rk_ruleset;
 
 /* Loads and compiles the rule file at path. Returns 0 and sets *out, or a
- * negative code with diag set (RK_EIO: unreadable file; RK_EPARSE: YAML or
- * expression syntax; RK_ETYPE; RK_ENOTFOUND: unknown name or list;
- * RK_EEXISTS: duplicate id; RK_EUNSUPPORTED: counters/model not supported yet). */
+ * negative code with diag set (RK_EIO: unreadable rule, include or list file;
+ * RK_EPARSE: YAML or expression syntax, unknown key, wrong kind of node;
+ * RK_EINVAL: a bad value (rule id, action, thresholds, include cycle);
+ * RK_ERANGE: score or threshold out of range; RK_ETYPE; RK_ENOTFOUND: unknown
+ * name or list; RK_EEXISTS: duplicate rule id, list or schema field;
+ * RK_ETOOBIG: too many rules or schema fields, includes nested too deeply;
+ * RK_EUNSUPPORTED: counters/model/dynamic lists not supported yet; RK_ENOMEM).
+ * An included file's rules come before the including file's own. */
 int rk_ruleset_load(const char *path, rk_ruleset **out, rk_diag *diag);
+/* Loads a rule file from memory (text, len bytes); name stands for its path in
+ * diagnostics. Its includes and list files resolve relative to the current
+ * directory. For tests, the fuzzer and tools that hold the text already. */
+int rk_ruleset_load_mem(const char *name, const char *text, size_t len, rk_ruleset **out,
+                        rk_diag *diag);
 void rk_ruleset_free(rk_ruleset *rs);
 
 const char *rk_ruleset_name(const rk_ruleset *rs);

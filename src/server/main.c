@@ -1,2 +1,68 @@
-/* placeholder: replaced by the server work */
-int main(void) { return 1; }
+/* riskd: read the configuration, load the rule set, serve until told to stop.
+ *
+ * Exit status: 0 after a graceful shutdown or --help; 1 when the rule set does
+ * not load or an endpoint cannot be bound; 2 for a bad command line or
+ * configuration file. Every failure prints one line a user can act on. */
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "engine/engine.h"
+#include "lib/diag.h"
+#include "lib/log.h"
+#include "server/config.h"
+#include "server/server.h"
+
+static void print_diag(const rk_diag *d)
+{
+    char text[sizeof d->file + sizeof d->msg + 32];
+    fprintf(stderr, "riskd: %s\n", rk_diag_format(d, text, sizeof text));
+}
+
+int main(int argc, char **argv)
+{
+    rk_config cfg;
+    rk_diag diag;
+    bool help;
+    rk_diag_clear(&diag);
+    if (rk_config_from_args(&cfg, argc, argv, &help, &diag) < 0) {
+        print_diag(&diag);
+        return 2;
+    }
+    if (help) {
+        rk_config_usage(stdout);
+        return 0;
+    }
+    if (!cfg.rules[0]) {
+        fprintf(stderr, "riskd: no rule set: pass --rules FILE or set `rules:` in the config "
+                        "file (-c riskd.yaml)\n");
+        return 2;
+    }
+    rk_log_set_level(cfg.log_level);
+    if (rk_config_prepare(&cfg, &diag) < 0) {
+        print_diag(&diag);
+        return 1;
+    }
+
+    rk_engine_config ecfg = {
+        .rules_path = cfg.rules,
+        .max_body = cfg.max_body,
+        .fallback = cfg.fallback,
+    };
+    rk_engine *engine = NULL;
+    if (rk_engine_open(&ecfg, &engine, &diag) < 0) {
+        /* Just the diagnostic, the way an editor wants it. */
+        char text[sizeof diag.file + sizeof diag.msg + 32];
+        fprintf(stderr, "%s\n", rk_diag_format(&diag, text, sizeof text));
+        return 1;
+    }
+    rk_server *server = NULL;
+    if (rk_server_new(engine, &cfg, &server, &diag) < 0) {
+        print_diag(&diag);
+        rk_engine_close(engine);
+        return 1;
+    }
+    int rc = rk_server_run(server);
+    rk_server_free(server);
+    rk_engine_close(engine);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,499 @@
+/* riskctl's conversation with a running riskd: score, ping (request endpoint)
+ * and reload, stats (admin endpoint), all over one request helper.
+ *
+ * rk_cli_request is the only code in riskctl that touches ZeroMQ: a fresh REQ
+ * socket per command, ZMQ_LINGER 0 so that an unanswered request never keeps
+ * the process alive, and a receive timeout so that "riskd is not running"
+ * becomes a one-line message instead of a hang. Later admin subcommands (list,
+ * feedback) build a msgpack body and call it the same way.
+ *
+ * Where to talk: --endpoint / --admin, else $RISKD_ENDPOINT / $RISKD_ADMIN,
+ * else the defaults riskd binds (DESIGN.md section 2). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "cli/cli.h"
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "proto/json.h"
+
+/* Whom a command talks to, resolved from its options and the environment. */
+typedef struct target {
+    const char *endpoint; /* ZeroMQ endpoint */
+    int timeout_ms;       /* how long to wait for the reply */
+} target;
+
+/* ---- The request helper (cli.h) ---- */
+
+static void close_socket(void *zctx, void *sock)
+{
+    if (sock)
+        zmq_close(sock);
+    zmq_ctx_term(zctx);
+}
+
+static int no_reply(const char *endpoint, int timeout_ms)
+{
+    rk_cli_fail("no reply from %s within %d ms (is riskd running?)", endpoint, timeout_ms);
+    return RK_ETIMEOUT;
+}
+
+int rk_cli_request(const char *endpoint, int timeout_ms, const void *body, size_t len,
+                   rk_cli_reply *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    void *zctx = zmq_ctx_new();
+    if (!zctx) {
+        rk_cli_fail("cannot start ZeroMQ: %s", zmq_strerror(errno));
+        return RK_EZMQ;
+    }
+    void *sock = zmq_socket(zctx, ZMQ_REQ);
+    if (!sock) {
+        rk_cli_fail("cannot open a socket: %s", zmq_strerror(errno));
+        close_socket(zctx, NULL);
+        return RK_EZMQ;
+    }
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
+    if (zmq_connect(sock, endpoint) != 0) {
+        /* Connecting is asynchronous: this fails only for a malformed endpoint
+         * or an unknown transport, never because nobody is listening. */
+        rk_cli_fail("cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
+        close_socket(zctx, sock);
+        return RK_EINVAL;
+    }
+    int rc;
+    while ((rc = zmq_send(sock, body, len, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        int e = errno;
+        close_socket(zctx, sock);
+        if (e == EAGAIN)
+            return no_reply(endpoint, timeout_ms);
+        rk_cli_fail("cannot send to %s: %s", endpoint, zmq_strerror(e));
+        return RK_EZMQ;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    while ((rc = zmq_msg_recv(&msg, sock, 0)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        int e = errno;
+        zmq_msg_close(&msg);
+        close_socket(zctx, sock);
+        if (e == EAGAIN)
+            return no_reply(endpoint, timeout_ms);
+        rk_cli_fail("no reply from %s: %s", endpoint, zmq_strerror(e));
+        return RK_EZMQ;
+    }
+    /* The body is one frame (DESIGN.md section 2); anything after it is not
+     * ours to read and goes away with the socket. */
+    reply->len = zmq_msg_size(&msg);
+    reply->buf = malloc(reply->len ? reply->len : 1);
+    if (reply->buf)
+        memcpy(reply->buf, zmq_msg_data(&msg), reply->len);
+    zmq_msg_close(&msg);
+    close_socket(zctx, sock);
+    if (!reply->buf) {
+        rk_cli_fail("out of memory");
+        return RK_ENOMEM;
+    }
+    msgpack_unpacked_init(&reply->msg);
+    reply->unpacked = true;
+    size_t off = 0;
+    if (msgpack_unpack_next(&reply->msg, (const char *)reply->buf, reply->len, &off) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        rk_cli_fail("malformed reply from %s (not msgpack)", endpoint);
+        rk_cli_reply_free(reply);
+        return RK_ECORRUPT;
+    }
+    return 0;
+}
+
+void rk_cli_reply_free(rk_cli_reply *reply)
+{
+    if (reply->unpacked)
+        msgpack_unpacked_destroy(&reply->msg);
+    free(reply->buf);
+    memset(reply, 0, sizeof *reply);
+}
+
+/* ---- Reading replies ---- */
+
+/* The value under key in a msgpack map, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *o, const char *key)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+            memcmp(k->via.str.ptr, key, len) == 0)
+            return &o->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* A string value as printf's "%.*s" arguments; "" for anything else. */
+static int str_len(const msgpack_object *o)
+{
+    return o && o->type == MSGPACK_OBJECT_STR ? (int)o->via.str.size : 0;
+}
+
+static const char *str_ptr(const msgpack_object *o)
+{
+    return o && o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : "";
+}
+
+/* riskd's error replies are {"error": {"code": ..., "message": ...}}. Returns
+ * the error map, or NULL for a reply that is not an error. */
+static const msgpack_object *reply_error(const rk_cli_reply *reply)
+{
+    const msgpack_object *e = map_get(&reply->msg.data, "error");
+    return e && e->type != MSGPACK_OBJECT_NIL ? e : NULL;
+}
+
+/* Reports an error reply as `riskctl: WHAT: message` (the message is written
+ * for people; the code only when there is no message). Returns RK_CLI_FAIL. */
+static int report_error(const char *what, const msgpack_object *e)
+{
+    const msgpack_object *code = map_get(e, "code"), *msg = map_get(e, "message");
+    if (str_len(msg))
+        return rk_cli_fail("%s: %.*s", what, str_len(msg), str_ptr(msg));
+    if (str_len(code))
+        return rk_cli_fail("%s: %.*s", what, str_len(code), str_ptr(code));
+    if (e->type == MSGPACK_OBJECT_STR)
+        return rk_cli_fail("%s: %.*s", what, str_len(e), str_ptr(e));
+    return rk_cli_fail("%s: riskd reported an error", what);
+}
+
+/* Prints the reply as JSON on stdout: one line (indent 0) or pretty. */
+static int print_json(const rk_cli_reply *reply, int indent, const char *endpoint)
+{
+    char *json = NULL;
+    if (rk_msgpack_to_json(reply->buf, reply->len, indent, &json) < 0)
+        return rk_cli_fail("malformed reply from %s", endpoint);
+    puts(json);
+    free(json);
+    return RK_CLI_OK;
+}
+
+/* ---- Shared by the subcommands ---- */
+
+/* Resolves where to talk and how long to wait: the option, else the
+ * environment variable, else the default. Returns 0 or RK_CLI_USAGE. */
+static int resolve_target(const rk_cli_cmd *cmd, const char *ep_opt, const char *env,
+                          const char *def, const char *timeout_opt, int def_timeout, target *t)
+{
+    const char *from_env = getenv(env);
+    t->endpoint = ep_opt ? ep_opt : from_env && *from_env ? from_env : def;
+    t->timeout_ms = def_timeout;
+    if (timeout_opt)
+        return rk_cli_parse_ms(cmd, "--timeout", timeout_opt, &t->timeout_ms);
+    return 0;
+}
+
+/* Exit status for a failed rk_cli_request: a malformed endpoint is the user's
+ * input, anything else is the request failing. */
+static int request_status(int rc)
+{
+    return rc == RK_EINVAL ? RK_CLI_USAGE : RK_CLI_FAIL;
+}
+
+/* Sends {"op": OP} and waits for the reply. Returns 0 or an RK_E* code
+ * (already reported). */
+static int ask_op(const target *t, const char *op, rk_cli_reply *reply)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    size_t oplen = strlen(op);
+    if (msgpack_pack_map(&pk, 1) || msgpack_pack_str(&pk, 2) ||
+        msgpack_pack_str_body(&pk, "op", 2) || msgpack_pack_str(&pk, oplen) ||
+        msgpack_pack_str_body(&pk, op, oplen)) {
+        msgpack_sbuffer_destroy(&sb);
+        rk_cli_fail("out of memory");
+        return RK_ENOMEM;
+    }
+    int rc = rk_cli_request(t->endpoint, t->timeout_ms, sb.data, sb.size, reply);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Takes the only positional argument, or reports that it is missing or extra. */
+static int one_arg(const rk_cli_cmd *cmd, char **pos, int npos, const char *what,
+                   const char **out)
+{
+    if (npos == 0)
+        return rk_cli_usage(cmd, "%s needs %s", cmd->name, what);
+    if (npos > 1)
+        return rk_cli_usage(cmd, "%s takes one argument, got %d (quote the JSON)", cmd->name, npos);
+    *out = pos[0];
+    return 0;
+}
+
+static int no_args(const rk_cli_cmd *cmd, char **pos, int npos)
+{
+    if (npos > 0)
+        return rk_cli_usage(cmd, "unexpected argument '%s'", pos[0]);
+    return 0;
+}
+
+/* ---- score ---- */
+
+static int read_request(const char *arg, char **text, size_t *len)
+{
+    if (strcmp(arg, "-") != 0) {
+        *text = strdup(arg);
+        *len = strlen(arg);
+        return *text ? 0 : rk_cli_fail("out of memory");
+    }
+    int rc = rk_cli_read_stream(stdin, text, len);
+    if (rc < 0)
+        return rk_cli_fail("cannot read the request from stdin: %s", rk_strerror(rc));
+    return 0;
+}
+
+static int run_score(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *endpoint = NULL, *timeout = NULL, *arg = NULL;
+    bool pretty = false;
+    const rk_cli_opt opts[] = {
+        {"--endpoint", "EP", &endpoint, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {"--pretty", NULL, NULL, &pretty},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if ((rc = one_arg(cmd, pos, npos, "a request as JSON (or - to read it from stdin)", &arg)) ||
+        (rc = resolve_target(cmd, endpoint, "RISKD_ENDPOINT", RK_CLI_ENDPOINT, timeout,
+                             RK_CLI_TIMEOUT_MS, &t)))
+        return rc;
+
+    char *text = NULL;
+    size_t len = 0;
+    if ((rc = read_request(arg, &text, &len)))
+        return rc;
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    char err[256];
+    rc = rk_json_to_msgpack(text, len, &body, err, sizeof err);
+    free(text);
+    if (rc < 0) {
+        msgpack_sbuffer_destroy(&body);
+        if (rc == RK_EPARSE) {
+            rk_cli_fail("invalid JSON: %s", err);
+            return RK_CLI_USAGE;
+        }
+        return rk_cli_fail("cannot encode the request: %s", rk_strerror(rc));
+    }
+    rk_cli_reply reply;
+    rc = rk_cli_request(t.endpoint, t.timeout_ms, body.data, body.size, &reply);
+    msgpack_sbuffer_destroy(&body);
+    if (rc < 0)
+        return request_status(rc);
+    /* An error reply is still the answer the user asked to see: printed as
+     * is, with a failing exit status for scripts. */
+    int status = print_json(&reply, pretty ? 2 : 0, t.endpoint);
+    if (status == RK_CLI_OK && reply_error(&reply))
+        status = RK_CLI_FAIL;
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_score = {
+    .name = "score",
+    .args = "[--endpoint EP] [--timeout MS] [--pretty] JSON|-",
+    .summary = "send one score request to riskd and print the reply",
+    .help = "Sends one score request, given as a JSON object (or read from stdin with -), to\n"
+            "riskd as a gateway would (msgpack over a ZeroMQ REQ socket), and prints the reply\n"
+            "as JSON on one line. JSON numbers without a fraction are sent as integers.\n"
+            "\n"
+            "  riskctl score '{\"id\": \"t1\", \"account\": \"a1\", \"amount\": 1999}'\n"
+            "\n"
+            "Options:\n"
+            "  --endpoint EP   riskd's request endpoint (default $RISKD_ENDPOINT, else\n"
+            "                  " RK_CLI_ENDPOINT ")\n"
+            "  --timeout MS    how long to wait for the reply (default 2000)\n"
+            "  --pretty        print the reply indented over several lines\n"
+            "\n"
+            "Exit status: 0 for a decision, 1 for an error reply or no reply, 2 for invalid\n"
+            "JSON or bad usage.\n",
+    .run = run_score,
+};
+
+/* ---- ping ---- */
+
+static int run_ping(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *endpoint = NULL, *timeout = NULL;
+    const rk_cli_opt opts[] = {
+        {"--endpoint", "EP", &endpoint, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if ((rc = no_args(cmd, pos, npos)) ||
+        (rc = resolve_target(cmd, endpoint, "RISKD_ENDPOINT", RK_CLI_ENDPOINT, timeout,
+                             RK_CLI_TIMEOUT_MS, &t)))
+        return rc;
+    rk_cli_reply reply;
+    int64_t start = rk_clock_ns();
+    if ((rc = ask_op(&t, "ping", &reply)) < 0)
+        return request_status(rc);
+    int64_t took_us = (rk_clock_ns() - start) / 1000;
+    const msgpack_object *err = reply_error(&reply), *ok = map_get(&reply.msg.data, "ok");
+    int status = RK_CLI_OK;
+    if (err)
+        status = report_error("ping failed", err);
+    else if (!ok || ok->type != MSGPACK_OBJECT_BOOLEAN || !ok->via.boolean)
+        status = rk_cli_fail("unexpected reply to ping from %s", t.endpoint);
+    else
+        printf("ok: %s answered in %lld us\n", t.endpoint, (long long)took_us);
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_ping = {
+    .name = "ping",
+    .args = "[--endpoint EP] [--timeout MS]",
+    .summary = "check that riskd answers on its request endpoint",
+    .help = "Sends a ping to riskd's request endpoint and prints\n"
+            "\n"
+            "  ok: ENDPOINT answered in N us\n"
+            "\n"
+            "(the round trip, connection set-up included).\n"
+            "\n"
+            "Options:\n"
+            "  --endpoint EP   riskd's request endpoint (default $RISKD_ENDPOINT, else\n"
+            "                  " RK_CLI_ENDPOINT ")\n"
+            "  --timeout MS    how long to wait for the reply (default 2000)\n"
+            "\n"
+            "Exit status: 0 when riskd answered, 1 when it did not.\n",
+    .run = run_ping,
+};
+
+/* ---- reload ---- */
+
+/* Loading a big rule set and model takes longer than a score: allow for it. */
+#define RELOAD_TIMEOUT_MS 30000
+
+static int run_reload(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *admin = NULL, *timeout = NULL;
+    const rk_cli_opt opts[] = {
+        {"--admin", "EP", &admin, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if ((rc = no_args(cmd, pos, npos)) ||
+        (rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RELOAD_TIMEOUT_MS,
+                             &t)))
+        return rc;
+    rk_cli_reply reply;
+    if ((rc = ask_op(&t, "reload", &reply)) < 0)
+        return request_status(rc);
+    const msgpack_object *err = reply_error(&reply), *rs = map_get(&reply.msg.data, "ruleset");
+    int status = RK_CLI_OK;
+    if (err)
+        status = report_error("reload failed", err);
+    else if (str_len(rs))
+        printf("reloaded: %.*s\n", str_len(rs), str_ptr(rs));
+    else
+        status = print_json(&reply, 0, t.endpoint);
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_reload = {
+    .name = "reload",
+    .args = "[--admin EP] [--timeout MS]",
+    .summary = "make riskd reload its rule set (and model)",
+    .help = "Asks riskd, on its admin endpoint, to load and compile its rule file again and\n"
+            "swap it in. Prints\n"
+            "\n"
+            "  reloaded: NAME@VERSION\n"
+            "\n"
+            "or, when the new rule set does not load, the reason (riskd keeps serving the\n"
+            "old one).\n"
+            "\n"
+            "Options:\n"
+            "  --admin EP      riskd's admin endpoint (default $RISKD_ADMIN, else\n"
+            "                  " RK_CLI_ADMIN ")\n"
+            "  --timeout MS    how long to wait for the reply (default 30000)\n"
+            "\n"
+            "Exit status: 0 when the new rule set serves, 1 otherwise.\n",
+    .run = run_reload,
+};
+
+/* ---- stats ---- */
+
+static int run_stats(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *admin = NULL, *timeout = NULL;
+    bool one_line = false;
+    const rk_cli_opt opts[] = {
+        {"--admin", "EP", &admin, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {"--json", NULL, NULL, &one_line},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if ((rc = no_args(cmd, pos, npos)) ||
+        (rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
+                             &t)))
+        return rc;
+    rk_cli_reply reply;
+    if ((rc = ask_op(&t, "stats", &reply)) < 0)
+        return request_status(rc);
+    const msgpack_object *err = reply_error(&reply);
+    int status = err ? report_error("stats failed", err)
+                     : print_json(&reply, one_line ? 0 : 2, t.endpoint);
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_stats = {
+    .name = "stats",
+    .args = "[--admin EP] [--timeout MS] [--json]",
+    .summary = "print riskd's counters (requests, decisions, errors, latency, reloads)",
+    .help = "Asks riskd, on its admin endpoint, for its statistics and prints them as\n"
+            "indented JSON.\n"
+            "\n"
+            "Options:\n"
+            "  --admin EP      riskd's admin endpoint (default $RISKD_ADMIN, else\n"
+            "                  " RK_CLI_ADMIN ")\n"
+            "  --timeout MS    how long to wait for the reply (default 2000)\n"
+            "  --json          print them as JSON on one line, for scripts\n"
+            "\n"
+            "Exit status: 0 when riskd answered, 1 when it did not.\n",
+    .run = run_stats,
+};

@@ -1,0 +1,38 @@
+/* The request path (DESIGN.md section 1): one message in, one reply out.
+ *
+ * A worker is one thread's scratch space for it: the decoded transaction, the
+ * evaluation context and its arena, the decision, the reply buffer and the
+ * reason-id arrays, all allocated by rk_worker_new so that scoring allocates
+ * nothing afterwards. A worker is used by one thread at a time and holds a
+ * reference to the snapshot it last scored with. */
+#ifndef RK_PIPELINE_H
+#define RK_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "proto/proto.h"
+
+/* Returns 0 and sets *out, or RK_ENOMEM. */
+int rk_worker_new(rk_engine *e, rk_worker **out);
+/* Releases the worker's snapshot and scratch. w may be NULL. */
+void rk_worker_free(rk_worker *w);
+
+/* Runs one request (msg, len: the msgpack body) and returns the length of the
+ * reply, which *reply points to; valid until the next call on this worker.
+ * Always produces a reply: a score reply, an error reply, or an op's reply.
+ * admin: the message came from the admin endpoint, where admin ops (reload,
+ * stats) are accepted as well as score and ping. */
+size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
+                       const uint8_t **reply);
+
+/* An error reply for a request the server refuses without running it
+ * (overloaded, malformed envelope), counted in stats like any other. The id
+ * is echoed when the body's first max_body bytes yield one. Same lifetime as
+ * rk_pipeline_run's reply. */
+size_t rk_pipeline_reject(rk_worker *w, const uint8_t *msg, size_t len, rk_wire_err code,
+                          const char *message, const uint8_t **reply);
+
+#endif

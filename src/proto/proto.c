@@ -1,0 +1,37 @@
+/* Names of the protocol's enumerations: wire error codes and operations, each
+ * generated from its X-macro table in proto.h so that the enum, the wire text
+ * and the admin flag cannot drift apart. */
+#include "proto/proto.h"
+
+static const char *const wire_err_names[RK_WERR__COUNT] = {
+    [RK_WERR_NONE] = "none",
+#define XX(name, text) [RK_WERR_##name] = text,
+    RK_WIRE_ERR_MAP(XX)
+#undef XX
+};
+
+static const struct {
+    const char *name; /* the wire `op` value */
+    bool admin;       /* accepted only on the admin endpoint */
+} ops[RK_OP__COUNT] = {
+#define XX(name, text, adm) [RK_OP_##name] = {text, adm},
+    RK_OP_MAP(XX)
+#undef XX
+};
+
+/* An out-of-range code is a bug in the caller; naming it "internal" keeps the
+ * wire honest rather than sending garbage. */
+const char *rk_wire_err_name(rk_wire_err e)
+{
+    return (unsigned)e < RK_WERR__COUNT ? wire_err_names[e] : "internal";
+}
+
+const char *rk_op_name(rk_op op)
+{
+    return (unsigned)op < RK_OP__COUNT ? ops[op].name : NULL;
+}
+
+bool rk_op_is_admin(rk_op op)
+{
+    return (unsigned)op < RK_OP__COUNT && ops[op].admin;
+}

@@ -1,0 +1,114 @@
+/* The compiled rule set as the request path sees it: accessors, name look-up
+ * for `riskctl test`, and evaluation.
+ *
+ * Loading lives in load.c; this file only reads a finished rk_ruleset, which
+ * is immutable, so any number of workers may evaluate it at once, each with
+ * its own rk_eval_ctx. Evaluation walks the rules in file order, allocates
+ * nothing (the decision lives in the caller's scratch; string results of
+ * lower()/upper() go to ctx->arena, which the caller resets per request), and
+ * cannot fail: a rule whose condition is unknown simply does not match. */
+#include "rules/ruleset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/ruleset_int.h"
+
+void rk_ruleset_free(rk_ruleset *rs)
+{
+    if (!rs)
+        return;
+    /* Compiled expressions may point at the lists, so they go first. */
+    for (int i = 0; i < rs->nrules; i++) {
+        rk_expr_free(rs->rules[i].when);
+        free(rs->rules[i].id);
+        free(rs->rules[i].reason);
+    }
+    free(rs->rules);
+    for (int i = 0; i < rs->nlists; i++) {
+        rk_list_free(rs->lists[i].list);
+        free(rs->lists[i].name);
+    }
+    free(rs->lists);
+    free(rs->list_env);
+    free(rs->syms);
+    for (int i = 0; i < rs->nfiles; i++)
+        free(rs->files[i]);
+    free(rs->files);
+    free(rs->name);
+    free(rs->version);
+    free(rs->label);
+    free(rs);
+}
+
+const char *rk_ruleset_name(const rk_ruleset *rs) { return rs->name; }
+const char *rk_ruleset_version(const rk_ruleset *rs) { return rs->version; }
+const char *rk_ruleset_label(const rk_ruleset *rs) { return rs->label; }
+const rk_schema *rk_ruleset_schema(const rk_ruleset *rs) { return &rs->schema; }
+int rk_ruleset_nrules(const rk_ruleset *rs) { return rs->nrules; }
+
+const char *rk_ruleset_rule_id(const rk_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->nrules ? rs->rules[i].id : NULL;
+}
+
+bool rk_ruleset_rule_shadow(const rk_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->nrules && rs->rules[i].shadow;
+}
+
+/* The symbol table is exactly what rule expressions could read, so looking a
+ * name up there keeps `riskctl test` overrides and the compiler in step when
+ * counters and model.score join it. */
+int rk_ruleset_slot(const rk_ruleset *rs, const char *name, rk_type *type)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < rs->nsyms; i++) {
+        if (strcmp(rs->syms[i].name, name) == 0) {
+            if (type)
+                *type = rs->syms[i].type;
+            return rs->syms[i].slot;
+        }
+    }
+    return -1;
+}
+
+/* Adds one matched rule to a tally. */
+static void tally_add(rk_tally *t, const rk_rule *r)
+{
+    if (r->action == RK_RULE_SCORE)
+        t->score += r->score;
+    else if (r->action == RK_ALLOW)
+        t->allow = true;
+    else if (r->action > t->action)
+        t->action = r->action;
+}
+
+void rk_ruleset_eval(const rk_ruleset *rs, const rk_txn *txn, rk_eval_ctx *ctx,
+                     rk_decision *out)
+{
+    rk_tally live = {.action = -1}, shadow = {.action = -1};
+    out->nreasons = 0;
+    out->nshadow = 0;
+    for (int i = 0; i < rs->nrules; i++) {
+        const rk_rule *r = &rs->rules[i];
+        rk_value v = rk_expr_eval(r->when, txn->v, ctx);
+        if (v.type != RK_T_BOOL || !v.b)
+            continue;
+        /* The shadow tally counts every matched rule: it is the decision
+         * had the shadow rules been live. */
+        tally_add(&shadow, r);
+        if (r->shadow) {
+            out->shadow[out->nshadow++] = (uint16_t)i;
+        } else {
+            tally_add(&live, r);
+            out->reasons[out->nreasons++] = (uint16_t)i;
+        }
+    }
+    out->verdict = rk_decide(&live, &rs->thresholds);
+    out->score = live.score;
+    out->has_shadow_rules = rs->has_shadow;
+    out->shadow_verdict = rk_decide(&shadow, &rs->thresholds);
+    out->shadow_score = shadow.score;
+}

@@ -1,0 +1,82 @@
+/* Inside a rule set: the layout shared by the loader (load.c), the evaluator
+ * (ruleset.c) and the decision precedence (decide.c), and visible to tests.
+ * Nothing outside src/rules and tests/ includes this file.
+ *
+ * Ownership: an rk_ruleset owns every string, list and compiled expression it
+ * points to; after rk_ruleset_load returns it is never written again, which is
+ * what lets many workers evaluate one snapshot without locks. */
+#ifndef RK_RULESET_INT_H
+#define RK_RULESET_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rules/decision.h"
+#include "rules/expr.h"
+#include "rules/list.h"
+#include "rules/ruleset.h"
+
+#define RK_RULE_SCORE (-1) /* rk_rule.action of a rule that adds a score instead */
+
+/* Where something was defined, for "first defined at" diagnostics. */
+typedef struct rk_srcpos {
+    int file; /* index into rk_ruleset.files */
+    int line; /* 1-based */
+    int col;  /* 1-based */
+} rk_srcpos;
+
+typedef struct rk_rule {
+    char *id;      /* [a-z0-9_]+, unique in the rule set */
+    char *reason;  /* analyst's text, or NULL */
+    rk_expr *when; /* compiled condition, RK_T_BOOL */
+    int action;    /* an rk_verdict, or RK_RULE_SCORE */
+    double score;  /* added to the score when matched (score rules only) */
+    bool shadow;   /* reported apart and never decides */
+    rk_srcpos pos; /* where `id` was written */
+} rk_rule;
+
+typedef struct rk_list_def {
+    char *name;    /* as written after `@` in expressions */
+    rk_list *list; /* owned */
+    rk_srcpos pos; /* where the name was written */
+} rk_list_def;
+
+/* Score thresholds; an absent one never applies. */
+typedef struct rk_thresholds {
+    bool has_review; /* `thresholds.review` given */
+    bool has_block;  /* `thresholds.block` given */
+    double review;   /* score >= review gives at least review */
+    double block;    /* score >= block gives block */
+} rk_thresholds;
+
+/* What the matched rules of one evaluation add up to, before the thresholds. */
+typedef struct rk_tally {
+    bool allow;  /* an allow rule matched */
+    int action;  /* most severe matched review/block action, or -1 */
+    double score; /* sum of matched scores */
+} rk_tally;
+
+struct rk_ruleset {
+    char *name;             /* `ruleset:` */
+    char *version;          /* `version:` */
+    char *label;            /* "name@version" */
+    rk_schema schema;       /* `schema:` extras, merged over includes; slots RK_F__STD + i */
+    rk_thresholds thresholds; /* `thresholds:` */
+    char **files;           /* every file loaded (top file first), as displayed in diagnostics */
+    int nfiles;             /* entries in files */
+    rk_list_def *lists;     /* named lists, in load order */
+    int nlists;             /* entries in lists and list_env */
+    rk_named_list *list_env; /* the same lists as the expression compiler sees them */
+    rk_sym *syms;           /* standard fields then schema extras */
+    int nsyms;              /* entries in syms: RK_F__STD + schema.n */
+    rk_rule *rules;         /* in evaluation order: an include's rules before the includer's */
+    int nrules;             /* entries in rules */
+    bool has_shadow;        /* at least one rule is a shadow rule */
+};
+
+/* The decision precedence of DESIGN.md section 3 (decide.c): allow if an
+ * allow rule matched; else the most severe of the matched actions and the
+ * thresholds the score reaches; else allow. */
+rk_verdict rk_decide(const rk_tally *t, const rk_thresholds *th);
+
+#endif

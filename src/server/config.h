@@ -1,0 +1,54 @@
+/* riskd's configuration: the riskd.yaml file and the command line
+ * (docs/config.md lists every key with its default).
+ *
+ * Precedence: built-in defaults, then the file given with -c, then command-line
+ * flags. Relative paths in the file (rules, data_dir, an ipc:// endpoint) are
+ * relative to the file's directory; relative paths given as flags are relative
+ * to the current directory, as a shell user expects. Problems are reported as
+ * `file:line:col: message` with a "did you mean" for misspelt keys. */
+#ifndef RK_CONFIG_H
+#define RK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "lib/diag.h"
+#include "rules/decision.h"
+
+#define RK_CONFIG_PATH_MAX 1024
+
+typedef struct rk_config {
+    char endpoint[RK_CONFIG_PATH_MAX];       /* gateway ROUTER endpoint */
+    char admin_endpoint[RK_CONFIG_PATH_MAX]; /* admin ROUTER endpoint */
+    char rules[RK_CONFIG_PATH_MAX];          /* rule file, resolved; "" when none was given */
+    char data_dir[RK_CONFIG_PATH_MAX];       /* state directory, resolved */
+    int workers;                             /* scoring threads, >= 1 */
+    size_t max_body;                         /* request body limit, bytes */
+    int max_inflight;                        /* received-but-unanswered limit; beyond: overloaded */
+    rk_verdict fallback;                     /* decision after an internal failure */
+    int log_level;                           /* an RK_LOG_* level */
+} rk_config;
+
+/* Fills c with the built-in defaults (workers: online CPUs). */
+void rk_config_defaults(rk_config *c);
+
+/* Applies the settings of the YAML file at path over c. Returns 0, or RK_EIO
+ * (unreadable), RK_EPARSE (YAML syntax, not a mapping, unknown or duplicate
+ * key) or RK_ETYPE (a value of the wrong type or range), with diag set. */
+int rk_config_load(rk_config *c, const char *path, rk_diag *diag);
+
+/* Builds the configuration from the command line (argv[0] is skipped):
+ * defaults, then -c FILE, then the flags. *help is set when --help was given
+ * (nothing else is checked then). Returns 0, RK_EINVAL for a bad flag (diag:
+ * one line, no position), or an rk_config_load error. */
+int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag *diag);
+
+/* Creates data_dir and the directory of an ipc:// admin endpoint when they are
+ * missing. Returns 0 or RK_EIO with diag set. */
+int rk_config_prepare(const rk_config *c, rk_diag *diag);
+
+/* Prints the --help text. */
+void rk_config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,236 @@
+/* Decided transactions, for retry de-duplication and feedback.
+ *
+ * Layout in the `recent` database:
+ *   key    keyed hash of the transaction id (16 bytes); the id itself is
+ *          never stored.
+ *   value  a 32-byte header (version, verdict, label, key count, reply
+ *          length, event time, decision wall time, label wall time), then
+ *          nkeys rk_fbkey (48 bytes each), then the reply bytes.
+ * The reply is kept so that a retry is answered byte for byte as the first
+ * attempt was (the server adds "replayed": true); since replies echo the id,
+ * it is encrypted at rest (rk_keyhash_seal, nonce = id digest ++ decision
+ * time). Records older than
+ * dedupe_ttl_ms are no longer replayed; older than recent_ttl_ms they are
+ * swept, after which feedback for them is RK_ENOTFOUND.
+ *
+ * Every write here goes through rk_store_op, so it is re-run after a map
+ * growth; reads hand back copies in worker scratch, never pointers into the
+ * map, which would not survive that. */
+#include "state/recent.h"
+
+#include <string.h>
+
+#include "lib/err.h"
+#include "state/store_int.h"
+
+#define RECENT_VERSION 1
+
+typedef struct recent_hdr {
+    uint8_t version;     /* RECENT_VERSION */
+    uint8_t verdict;     /* the caller's verdict code */
+    uint8_t label;       /* an rk_label */
+    uint8_t nkeys;       /* rk_fbkey entries that follow */
+    uint32_t reply_len;  /* reply bytes after the keys */
+    int64_t ts;          /* event time of the request */
+    int64_t decided_at;  /* wall ms at rk_recent_record */
+    int64_t labeled_at;  /* wall ms of the last label; 0 if none */
+} recent_hdr;
+
+static const char *const label_names[] = {"none", "fraud", "legit"};
+
+const char *rk_label_name(int label)
+{
+    return label >= RK_LABEL_NONE && label <= RK_LABEL_LEGIT ? label_names[label] : "?";
+}
+
+int rk_label_from_name(const char *name)
+{
+    for (int i = RK_LABEL_NONE; i <= RK_LABEL_LEGIT; i++)
+        if (strcmp(name, label_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Reads and validates the record of id into w->rec. RK_ENOTFOUND, RK_ECORRUPT,
+ * RK_ESTORE; *len gets its size. */
+static void seal_reply(rk_store_worker *w, const uint8_t key[RK_HASH_LEN], int64_t decided_at,
+                       uint8_t *p, size_t n)
+{
+    uint8_t nonce[RK_SEAL_NONCE_LEN];
+    memcpy(nonce, key, RK_HASH_LEN);
+    memcpy(nonce + RK_HASH_LEN, &decided_at, sizeof decided_at);
+    rk_keyhash_seal(w->s->kh, nonce, p, n);
+}
+
+static int load(rk_store_worker *w, const uint8_t key[RK_HASH_LEN], size_t *len)
+{
+    MDB_val k = {RK_HASH_LEN, (void *)key}, v;
+    int rc = mdb_get(w->txn, w->s->db_recent, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return RK_ENOTFOUND;
+    if (rc != 0)
+        return rk_store_mdb_fail(w->s, rc, "reading a decided transaction");
+    recent_hdr h;
+    if (v.mv_size < sizeof h || v.mv_size > RK_REC_MAX + RK_REPLY_MAX)
+        return RK_ECORRUPT;
+    memcpy(w->rec, v.mv_data, v.mv_size);
+    memcpy(&h, w->rec, sizeof h);
+    if (h.version != RECENT_VERSION || h.nkeys > RK_FBKEY_MAX ||
+        v.mv_size != sizeof h + h.nkeys * sizeof(rk_fbkey) + h.reply_len)
+        return RK_ECORRUPT;
+    *len = v.mv_size;
+    return 0;
+}
+
+int rk_recent_check(rk_store_worker *w, const char *id, size_t len, rk_replay *out)
+{
+    if (!w->txn)
+        return RK_EINVAL;
+    uint8_t key[RK_HASH_LEN];
+    rk_keyhash_bytes(w->s->kh, id, len, key);
+    size_t rlen;
+    int rc = load(w, key, &rlen);
+    if (rc != 0)
+        return rc;
+    recent_hdr h;
+    memcpy(&h, w->rec, sizeof h);
+    if (w->now_ms - h.decided_at >= w->s->cfg.dedupe_ttl_ms)
+        return RK_ENOTFOUND; /* too old to be a retry: decide it afresh */
+    memcpy(w->reply, w->rec + sizeof h + h.nkeys * sizeof(rk_fbkey), h.reply_len);
+    seal_reply(w, key, h.decided_at, w->reply, h.reply_len);
+    *out = (rk_replay){.reply = w->reply,
+                       .reply_len = h.reply_len,
+                       .verdict = h.verdict,
+                       .label = h.label,
+                       .ts = h.ts,
+                       .decided_at = h.decided_at};
+    return 0;
+}
+
+typedef struct addkey_arg {
+    uint64_t tag;              /* caller's tag */
+    uint8_t key[RK_HASH_LEN];  /* hashed entity */
+} addkey_arg;
+
+static int addkey_op(rk_store_worker *w, void *arg)
+{
+    addkey_arg *a = arg;
+    if (w->nfb >= RK_FBKEY_MAX)
+        return RK_ETOOBIG;
+    rk_fbkey *k = &w->fb[w->nfb++];
+    memset(k, 0, sizeof *k);
+    k->tag = a->tag;
+    memcpy(k->key, a->key, RK_HASH_LEN);
+    return 0;
+}
+
+int rk_recent_add_key(rk_store_worker *w, uint64_t tag, const uint8_t key[RK_HASH_LEN])
+{
+    addkey_arg a = {.tag = tag};
+    memcpy(a.key, key, RK_HASH_LEN);
+    return rk_store_op(w, addkey_op, &a, sizeof a);
+}
+
+typedef struct record_arg {
+    const char *id;     /* transaction id (caller's buffer) */
+    size_t len;         /* its length */
+    int verdict;        /* caller's code */
+    int64_t ts;         /* event time */
+    const void *reply;  /* reply bytes (caller's buffer) */
+    size_t reply_len;   /* their length */
+} record_arg;
+
+static int record_op(rk_store_worker *w, void *arg)
+{
+    record_arg *a = arg;
+    recent_hdr h = {.version = RECENT_VERSION,
+                    .verdict = (uint8_t)a->verdict,
+                    .label = RK_LABEL_NONE,
+                    .nkeys = (uint8_t)w->nfb,
+                    .reply_len = (uint32_t)a->reply_len,
+                    .ts = a->ts,
+                    .decided_at = w->now_ms};
+    size_t n = 0;
+    memcpy(w->rec, &h, sizeof h);
+    n += sizeof h;
+    memcpy(w->rec + n, w->fb, (size_t)w->nfb * sizeof(rk_fbkey));
+    n += (size_t)w->nfb * sizeof(rk_fbkey);
+    uint8_t key[RK_HASH_LEN];
+    rk_keyhash_bytes(w->s->kh, a->id, a->len, key);
+    if (a->reply_len) {
+        memcpy(w->rec + n, a->reply, a->reply_len);
+        seal_reply(w, key, w->now_ms, w->rec + n, a->reply_len);
+    }
+    n += a->reply_len;
+    MDB_val k = {RK_HASH_LEN, key}, v = {n, w->rec};
+    int rc = mdb_put(w->txn, w->s->db_recent, &k, &v, 0);
+    return rc ? rk_store_mdb_fail(w->s, rc, "recording a decision") : 0;
+}
+
+int rk_recent_record(rk_store_worker *w, const char *id, size_t len, int verdict, int64_t ts,
+                     const void *reply, size_t reply_len)
+{
+    if (verdict < 0 || verdict > 255 || (!reply && reply_len))
+        return RK_EINVAL;
+    if (reply_len > RK_REPLY_MAX)
+        return RK_ETOOBIG;
+    record_arg a = {id, len, verdict, ts, reply, reply_len};
+    return rk_store_op(w, record_op, &a, sizeof a);
+}
+
+typedef struct feedback_arg {
+    const char *id;         /* transaction id (caller's buffer) */
+    size_t len;             /* its length */
+    int label;              /* new label */
+    rk_feedback_info *out;  /* caller's */
+} feedback_arg;
+
+static int feedback_op(rk_store_worker *w, void *arg)
+{
+    feedback_arg *a = arg;
+    uint8_t key[RK_HASH_LEN];
+    rk_keyhash_bytes(w->s->kh, a->id, a->len, key);
+    size_t rlen;
+    int rc = load(w, key, &rlen);
+    if (rc != 0)
+        return rc;
+    recent_hdr h;
+    memcpy(&h, w->rec, sizeof h);
+    if (w->now_ms - h.decided_at >= w->s->cfg.recent_ttl_ms)
+        return RK_ENOTFOUND; /* expired; the sweeper has not got to it yet */
+    int prev = h.label;
+    memcpy(w->fbread, w->rec + sizeof h, h.nkeys * sizeof(rk_fbkey));
+    if (prev != a->label) {
+        h.label = (uint8_t)a->label;
+        h.labeled_at = w->now_ms;
+        memcpy(w->rec, &h, sizeof h);
+        MDB_val k = {RK_HASH_LEN, key}, v = {rlen, w->rec};
+        if ((rc = mdb_put(w->txn, w->s->db_recent, &k, &v, 0)) != 0)
+            return rk_store_mdb_fail(w->s, rc, "recording a label");
+    }
+    *a->out = (rk_feedback_info){.label = a->label,
+                                 .prev_label = prev,
+                                 .verdict = h.verdict,
+                                 .ts = h.ts,
+                                 .nkeys = h.nkeys,
+                                 .keys = w->fbread};
+    return 0;
+}
+
+int rk_recent_feedback(rk_store_worker *w, const char *id, size_t len, int label,
+                       rk_feedback_info *out)
+{
+    if (label != RK_LABEL_FRAUD && label != RK_LABEL_LEGIT)
+        return RK_EINVAL;
+    feedback_arg a = {id, len, label, out};
+    return rk_store_op(w, feedback_op, &a, sizeof a);
+}
+
+bool rk_recent_record_expired(const void *v, size_t len, int64_t now_ms, int64_t ttl_ms)
+{
+    recent_hdr h;
+    if (len < sizeof h)
+        return true;
+    memcpy(&h, v, sizeof h);
+    return now_ms - h.decided_at >= ttl_ms;
+}

@@ -1,0 +1,145 @@
+/* The state store: one LMDB environment in a data directory holding velocity
+ * counters, dynamic lists, recently decided transactions and metadata.
+ *
+ * Threads. One rk_store per process, shared by every thread. Each thread that
+ * reads or writes state owns one rk_store_worker (its scratch space, allocated up
+ * front). A request runs as one write transaction on its worker:
+ *
+ *     rk_store_begin(w, now_ms)
+ *     rk_recent_check(w, id)          -> 0: a retry; answer the stored reply, commit
+ *     rk_counters_apply(w, set, ...)  -> counter values for the rules
+ *     rk_dlist_has(w, ...)            -> dynamic list membership
+ *     ... the caller's rules ...
+ *     rk_recent_record(w, id, ...)    -> decision kept for retries and feedback
+ *     rk_store_commit(w)              -> durable per the configured mode
+ *
+ * Write transactions are serialised (LMDB has one writer), so concurrent
+ * requests on one account never lose an update. If the map fills up, the store
+ * aborts, grows the map and re-runs the transaction's operations so far, with
+ * the same results, without the caller noticing: every pointer handed to a
+ * state call inside a transaction must therefore stay valid until commit or
+ * abort returns.
+ *
+ * After any failed call inside a transaction, call rk_store_abort. */
+#ifndef RK_STATE_STORE_H
+#define RK_STATE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rk_store rk_store;
+typedef struct rk_store_worker rk_store_worker;
+
+typedef enum rk_durability {
+    RK_DUR_PERIODIC, /* commit without fsync; a thread fsyncs every sync_interval_ms */
+    RK_DUR_STRICT,   /* group commit: rk_store_commit returns once an fsync covers it */
+} rk_durability;
+
+typedef struct rk_store_config {
+    const char *dir;            /* data directory; created (0700) when missing */
+    int durability;             /* an rk_durability; default RK_DUR_PERIODIC */
+    int64_t sync_interval_ms;   /* periodic mode flush interval; default 1000 */
+    size_t map_size;            /* initial LMDB map size in bytes; default 64 MiB */
+    size_t map_max;             /* growth stops here (then RK_ESTORE); 0 = 1 TiB */
+    int grow_headroom_pct;      /* grow before a txn when less than this % of the map is free; default 10, 0 = only on MDB_MAP_FULL */
+    int64_t dedupe_ttl_ms;      /* a decided id is replayed within this; default 24 h */
+    int64_t recent_ttl_ms;      /* decided records kept (for feedback) this long; default = dedupe_ttl_ms, never less */
+    int64_t sweep_interval_ms;  /* background sweeper period; default 60000; 0 = no thread (call rk_store_sweep) */
+    int sweep_batch;            /* deletions per sweeper write txn; default 256 */
+    int max_readers;            /* LMDB reader slots (stats, backups); default 126 */
+    bool writemap;              /* MDB_WRITEMAP: about 2x cheaper commits, less protection from wild pointer writes; default false */
+} rk_store_config;
+
+/* Fills c with the defaults above (dir = NULL). */
+void rk_store_config_default(rk_store_config *c);
+
+/* Durability names as written in riskd.yaml: "periodic", "strict".
+ * rk_durability_from_name returns -1 when unknown. */
+const char *rk_durability_name(int d);
+int rk_durability_from_name(const char *name);
+
+/* Opens (creating if needed) the store in c->dir and starts its sync thread
+ * and, if configured, its sweeper. Returns 0 and sets *out, or RK_EINVAL (bad
+ * config; secret file with loose permissions or wrong size), RK_ECORRUPT (the
+ * secret does not match the store, or an unknown format version), RK_EIO,
+ * RK_ESTORE (LMDB error, logged), RK_ENOMEM. */
+int rk_store_open(const rk_store_config *c, rk_store **out);
+
+/* Stops the threads, flushes to disk and closes. No worker may be inside a
+ * transaction. s may be NULL. */
+void rk_store_close(rk_store *s);
+
+/* fsyncs everything committed so far. RK_ESTORE on failure. */
+int rk_store_sync(rk_store *s);
+
+/* A per-thread handle with pre-allocated scratch. RK_ENOMEM. */
+int rk_store_worker_new(rk_store *s, rk_store_worker **out);
+/* w may be NULL; must not be inside a transaction. */
+void rk_store_worker_free(rk_store_worker *w);
+
+/* Starts a write transaction. now_ms is the wall clock used for TTLs (retry
+ * window, list expiry); pass rk_clock_wall_ms() outside tests. RK_EINVAL if a
+ * transaction is already open on w, RK_ESTORE. */
+int rk_store_begin(rk_store_worker *w, int64_t now_ms);
+
+/* Commits. In strict mode, returns only after an fsync covering this commit
+ * (and every earlier one) has completed, so a reply sent afterwards describes
+ * durable state; call it (not abort) after a replay too, so the replayed
+ * decision is durable before it is answered. RK_ESTORE (the transaction is
+ * gone either way). */
+int rk_store_commit(rk_store_worker *w);
+
+/* Abandons the transaction; nothing it did is kept. Safe without one. */
+void rk_store_abort(rk_store_worker *w);
+
+/* The wall-clock time given to rk_store_begin. */
+int64_t rk_store_worker_now(const rk_store_worker *w);
+
+typedef struct rk_store_stats {
+    int durability;             /* an rk_durability */
+    uint64_t page_size;         /* LMDB page size */
+    uint64_t file_bytes;        /* size of data.mdb on disk */
+    uint64_t map_bytes;         /* current map size */
+    uint64_t used_bytes;        /* pages in use (high-water mark) times page size */
+    uint64_t entries_counters;  /* records in each database */
+    uint64_t entries_lists;
+    uint64_t entries_recent;
+    uint64_t entries_meta;
+    uint64_t commits;           /* write transactions committed */
+    uint64_t aborts;            /* write transactions abandoned */
+    uint64_t syncs;             /* fsyncs completed */
+    uint64_t durable_commits;   /* commits known to be on disk (strict: every answered one) */
+    uint64_t map_growths;       /* times the map was enlarged */
+    uint64_t txn_replays;       /* transactions re-run after MDB_MAP_FULL */
+    uint64_t sweeps;            /* sweeper passes completed */
+    uint64_t swept_counters;    /* idle counter records deleted */
+    uint64_t swept_lists;       /* expired list entries deleted */
+    uint64_t swept_recent;      /* decided records past their retention deleted */
+    uint64_t store_errors;      /* LMDB errors (each also logged) */
+} rk_store_stats;
+
+/* Snapshot of the counters above. RK_ESTORE. */
+int rk_store_stats_get(rk_store *s, rk_store_stats *out);
+
+/* Writes a consistent, compacted copy of the store into dir (created 0700;
+ * must not already hold a store or a secret): dir/data.mdb via
+ * mdb_env_copy2(MDB_CP_COMPACT) and dir/secret (0600). Runs while requests
+ * continue; a map growth waits for it. Restore = open the copy as the data
+ * directory. RK_EEXISTS, RK_EIO, RK_ESTORE. */
+int rk_store_backup(rk_store *s, const char *dir);
+
+typedef struct rk_sweep_result {
+    uint64_t counters; /* idle counter records deleted */
+    uint64_t lists;    /* expired list entries deleted */
+    uint64_t recent;   /* decided records past retention deleted */
+    uint64_t batches;  /* write transactions used */
+} rk_sweep_result;
+
+/* One full sweeper pass at wall time now_ms: deletes counter records whose
+ * newest bucket has left their window, list entries past their TTL and decided
+ * records past recent_ttl_ms, at most sweep_batch deletions per write
+ * transaction so requests interleave. out may be NULL. RK_ESTORE. */
+int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out);
+
+#endif

@@ -1,0 +1,367 @@
+#!/usr/bin/env bash
+# riskctl from the outside: exact output and exit status of check, test, the
+# usage errors and --help of every command, and the client side of score,
+# ping, reload and stats (timeouts, invalid JSON). When riskd is built, a last
+# section starts it on a free port with a private admin socket and data
+# directory and talks to it as an operator would.
+#
+# Usage: bash tests/test_cli.sh BUILD_DIR   (from the source directory; ctest does this)
+set -euo pipefail
+
+BUILD_DIR=${1:?usage: bash tests/test_cli.sh BUILD_DIR}
+RISKCTL=$BUILD_DIR/riskctl
+RISKD=$BUILD_DIR/riskd
+F=tests/cli
+
+TMP=$(mktemp -d)
+RISKD_PID=
+cleanup() {
+    if [[ -n $RISKD_PID ]] && kill -0 "$RISKD_PID" 2>/dev/null; then
+        kill "$RISKD_PID" 2>/dev/null || true
+        wait "$RISKD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# The client tests must not find a developer's riskd through the environment.
+unset RISKD_ENDPOINT RISKD_ADMIN
+
+failures=0
+NAME=
+
+# t NAME: starts a check; run CMD...: runs it, capturing OUT, ERR and RC.
+t() { NAME=$1; }
+run() {
+    set +e
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    RC=$?
+    set -e
+    OUT=$(cat "$TMP/out")
+    ERR=$(cat "$TMP/err")
+}
+fail() {
+    failures=$((failures + 1))
+    printf 'FAIL: %s: %s\n' "$NAME" "$1"
+    printf '  stdout: %s\n' "${OUT//$'\n'/$'\n'          }"
+    printf '  stderr: %s\n' "${ERR//$'\n'/$'\n'          }"
+}
+rc_is() { [[ $RC == "$1" ]] || fail "exit status $RC, expected $1"; }
+out_is() { [[ $OUT == "$1" ]] || fail "stdout differs; expected: $1"; }
+err_is() { [[ $ERR == "$1" ]] || fail "stderr differs; expected: $1"; }
+out_matches() { [[ $OUT =~ $1 ]] || fail "stdout does not match /$1/"; }
+err_matches() { [[ $ERR =~ $1 ]] || fail "stderr does not match /$1/"; }
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---------------------------------------------------------------- usage, --help
+
+t "top-level --help"
+run "$RISKCTL" --help
+rc_is 0
+for cmd in check test score ping reload stats; do
+    [[ $OUT == *"  $cmd "* ]] || fail "--help does not list '$cmd'"
+done
+
+t "no command"
+run "$RISKCTL"
+rc_is 2
+err_matches '^Usage: riskctl COMMAND'
+
+for cmd in check test score ping reload stats; do
+    t "$cmd --help"
+    run "$RISKCTL" "$cmd" --help
+    rc_is 0
+    out_matches "^Usage: riskctl $cmd "
+    err_is ""
+    t "help $cmd"
+    run "$RISKCTL" help "$cmd"
+    rc_is 0
+    out_matches "^Usage: riskctl $cmd "
+done
+
+t "unknown command with a suggestion"
+run "$RISKCTL" chek tests/cli/good.yaml
+rc_is 2
+out_is ""
+err_is "riskctl: unknown command 'chek' (did you mean 'check'?)
+Try 'riskctl --help'."
+
+t "unknown command without a suggestion"
+run "$RISKCTL" frobnicate
+rc_is 2
+err_is "riskctl: unknown command 'frobnicate'
+Try 'riskctl --help'."
+
+t "unknown option"
+run "$RISKCTL" score --endpont tcp://127.0.0.1:1 '{}'
+rc_is 2
+err_is "riskctl: unknown option '--endpont' for 'score' (did you mean '--endpoint'?)
+Try 'riskctl score --help'."
+
+t "option missing its value"
+run "$RISKCTL" score '{}' --timeout
+rc_is 2
+err_is "riskctl: option '--timeout' needs a value (MS)
+Try 'riskctl score --help'."
+
+t "bad timeout"
+run "$RISKCTL" ping --timeout soon
+rc_is 2
+err_is "riskctl: option '--timeout' takes milliseconds (a positive integer), not 'soon'
+Try 'riskctl ping --help'."
+
+t "check without files"
+run "$RISKCTL" check
+rc_is 2
+err_is "riskctl: check needs at least one rule file
+Try 'riskctl check --help'."
+
+t "test without files"
+run "$RISKCTL" test
+rc_is 2
+err_is "riskctl: test needs at least one case file
+Try 'riskctl test --help'."
+
+t "score without a request"
+run "$RISKCTL" score
+rc_is 2
+err_is "riskctl: score needs a request as JSON (or - to read it from stdin)
+Try 'riskctl score --help'."
+
+t "stats with a stray argument"
+run "$RISKCTL" stats now
+rc_is 2
+err_is "riskctl: unexpected argument 'now'
+Try 'riskctl stats --help'."
+
+# ---------------------------------------------------------------- check
+
+t "check a good rule file"
+run "$RISKCTL" check $F/good.yaml
+rc_is 0
+out_is "ok: $F/good.yaml (cli_fixture@1.0, 6 rules)"
+err_is ""
+
+t "check an unknown field"
+run "$RISKCTL" check $F/bad_field.yaml
+rc_is 1
+out_is ""
+err_is "$F/bad_field.yaml:5:11: unknown field 'amout' (did you mean 'amount'?)"
+
+t "check a YAML syntax error"
+run "$RISKCTL" check $F/bad_yaml.yaml
+rc_is 1
+err_matches "^$F/bad_yaml.yaml:6:[0-9]+: "
+
+t "check a missing file"
+run "$RISKCTL" check $F/no_such_rules.yaml
+rc_is 1
+err_is "$F/no_such_rules.yaml: cannot read rule file: No such file or directory"
+
+t "check several files: each reported, any failure fails"
+run "$RISKCTL" check $F/good.yaml $F/bad_field.yaml $F/good.yaml
+rc_is 1
+out_is "ok: $F/good.yaml (cli_fixture@1.0, 6 rules)
+ok: $F/good.yaml (cli_fixture@1.0, 6 rules)"
+err_is "$F/bad_field.yaml:5:11: unknown field 'amout' (did you mean 'amount'?)"
+
+# ---------------------------------------------------------------- test
+
+t "test a passing case file"
+run "$RISKCTL" test $F/pass.test.yaml
+rc_is 0
+out_is "6 passed, 0 failed"
+err_is ""
+
+t "test a failing case file"
+run "$RISKCTL" test $F/fail.test.yaml
+rc_is 1
+out_is "$F/fail.test.yaml:4: case 'expects too little': decision: expected allow, got review; reasons: expected [large_amount], got [large_amount, new_account]
+$F/fail.test.yaml:14: case 'wrong score and shadow': shadow: expected [], got [foreign_card]; score: expected 45.5, got 40
+1 passed, 2 failed"
+err_is ""
+
+t "test several files: one total"
+run "$RISKCTL" test $F/pass.test.yaml $F/fail.test.yaml
+rc_is 1
+[[ $OUT == *$'\n'"7 passed, 2 failed" ]] || fail "expected the total '7 passed, 2 failed' last"
+
+# broken_case FILE STDERR: a broken case file is reported, positioned, exit 2.
+broken_case() {
+    t "broken case file $1"
+    run "$RISKCTL" test "$F/$1"
+    rc_is 2
+    err_is "$2"
+    out_is "0 passed, 0 failed"
+}
+broken_case broken_key.test.yaml \
+    "$F/broken_key.test.yaml:8:5: case 'typo': unknown key 'expct' (did you mean 'expect'?)"
+broken_case broken_nodecision.test.yaml \
+    "$F/broken_nodecision.test.yaml:6:7: case 'no decision': expect needs a 'decision' (allow, review or block)"
+broken_case broken_verdict.test.yaml \
+    "$F/broken_verdict.test.yaml:5:24: case 'misspelt decision': unknown decision 'revew' (did you mean 'review'?)"
+broken_case broken_decode.test.yaml \
+    "$F/broken_decode.test.yaml:6:7: case 'amount as text': field 'amount': expected a non-negative integer, got str"
+broken_case broken_required.test.yaml \
+    "$F/broken_required.test.yaml:4:10: case 'no account': field 'account' is required"
+broken_case broken_counter.test.yaml \
+    "$F/broken_counter.test.yaml:5:16: case 'counter the rule set does not have': unknown counter 'acct_txn_1h'"
+broken_case broken_model.test.yaml \
+    "$F/broken_model.test.yaml:5:5: case 'model score without a model': rule set has no model"
+broken_case broken_rules.test.yaml \
+    "$F/bad_field.yaml:5:11: unknown field 'amout' (did you mean 'amount'?)"
+
+t "broken case file: YAML syntax"
+run "$RISKCTL" test $F/broken_yaml.test.yaml
+rc_is 2
+err_matches "^$F/broken_yaml.test.yaml:[0-9]+:[0-9]+: invalid YAML: "
+
+t "missing case file"
+run "$RISKCTL" test $F/no_such.test.yaml
+rc_is 2
+err_is "$F/no_such.test.yaml: cannot read: No such file or directory"
+
+t "a broken file does not stop the others"
+run "$RISKCTL" test $F/broken_key.test.yaml $F/pass.test.yaml
+rc_is 2
+out_is "6 passed, 0 failed"
+
+# ---------------------------------------------------------------- client side of the remote commands
+
+PORT=$(free_port)
+TXN='{"id": "t1", "account": "a1", "amount": 250000, "account_age_days": 3}'
+
+t "score: nothing listening"
+run "$RISKCTL" score --endpoint "tcp://127.0.0.1:$PORT" --timeout 300 "$TXN"
+rc_is 1
+out_is ""
+err_is "riskctl: no reply from tcp://127.0.0.1:$PORT within 300 ms (is riskd running?)"
+
+t "score: endpoint from RISKD_ENDPOINT"
+run env RISKD_ENDPOINT="tcp://127.0.0.1:$PORT" "$RISKCTL" score --timeout 300 "$TXN"
+rc_is 1
+err_is "riskctl: no reply from tcp://127.0.0.1:$PORT within 300 ms (is riskd running?)"
+
+t "ping: nothing listening"
+run "$RISKCTL" ping --endpoint "tcp://127.0.0.1:$PORT" --timeout 300
+rc_is 1
+err_is "riskctl: no reply from tcp://127.0.0.1:$PORT within 300 ms (is riskd running?)"
+
+t "reload: nothing listening"
+run "$RISKCTL" reload --admin "ipc://$TMP/nobody.sock" --timeout 300
+rc_is 1
+err_is "riskctl: no reply from ipc://$TMP/nobody.sock within 300 ms (is riskd running?)"
+
+t "stats: admin endpoint from RISKD_ADMIN"
+run env RISKD_ADMIN="ipc://$TMP/nobody.sock" "$RISKCTL" stats --timeout 300
+rc_is 1
+err_is "riskctl: no reply from ipc://$TMP/nobody.sock within 300 ms (is riskd running?)"
+
+t "score: invalid JSON"
+run "$RISKCTL" score --endpoint "tcp://127.0.0.1:$PORT" --timeout 300 '{"id": }'
+rc_is 2
+out_is ""
+err_matches "^riskctl: invalid JSON: line 1, column 8: "
+[[ $ERR != *$'\n'* ]] || fail "more than one line on stderr"
+
+t "score: invalid JSON on stdin"
+run "$RISKCTL" score --timeout 300 - <<<'{"id": "t1",
+  "amount": 12x}'
+rc_is 2
+err_matches "^riskctl: invalid JSON: line 2, column [0-9]+: "
+
+t "score: malformed endpoint"
+run "$RISKCTL" score --endpoint "nonsense" --timeout 300 "$TXN"
+rc_is 2
+err_matches "^riskctl: cannot connect to 'nonsense': "
+
+# ---------------------------------------------------------------- against a live riskd
+
+if [[ ! -x $RISKD ]] || ! "$RISKD" --help >/dev/null 2>&1; then
+    echo "SKIP: live riskd section ($RISKD is not built yet)"
+else
+    PORT=$(free_port)
+    EP="tcp://127.0.0.1:$PORT"
+    ADMIN="ipc://$TMP/admin.sock"
+    cp $F/good.yaml "$TMP/rules.yaml" # a copy, so that a reload can find it broken
+    "$RISKD" --rules "$TMP/rules.yaml" --data-dir "$TMP/data" --endpoint "$EP" \
+        --admin-endpoint "$ADMIN" --workers 1 2>"$TMP/riskd.log" &
+    RISKD_PID=$!
+    # Wait for riskd to answer (each ping waits up to 200 ms), at most ~20 s.
+    up=
+    for _ in $(seq 100); do
+        if "$RISKCTL" ping --endpoint "$EP" --timeout 200 >/dev/null 2>&1; then
+            up=1
+            break
+        fi
+        kill -0 "$RISKD_PID" 2>/dev/null || break
+    done
+    t "live: riskd comes up"
+    if [[ -z $up ]]; then
+        OUT=""
+        ERR=$(cat "$TMP/riskd.log")
+        fail "riskd did not answer a ping"
+    else
+        t "live: ping"
+        run "$RISKCTL" ping --endpoint "$EP"
+        rc_is 0
+        out_matches "^ok: $EP answered in [0-9]+ us$"
+
+        t "live: score"
+        run "$RISKCTL" score --endpoint "$EP" "$TXN"
+        rc_is 0
+        out_matches '"decision": ?"review"'
+        out_matches '"reasons": ?\["large_amount", ?"new_account"\]'
+        out_matches '"ruleset": ?"cli_fixture@1.0"'
+        [[ $OUT != *$'\n'* ]] || fail "the reply is not on one line"
+
+        t "live: score --pretty from stdin"
+        run "$RISKCTL" score --endpoint "$EP" --pretty - <<<"$TXN"
+        rc_is 0
+        out_matches $'^\\{\n  "'
+
+        t "live: an error reply is printed and fails"
+        run env RISKD_ENDPOINT="$EP" "$RISKCTL" score '{"id": "t2", "account": "a1", "amount": "lots"}'
+        rc_is 1
+        out_matches '"code": ?"bad_request"'
+        out_matches "amount"
+
+        t "live: stats"
+        run "$RISKCTL" stats --admin "$ADMIN"
+        rc_is 0
+        out_matches $'^\\{\n'
+        t "live: stats --json"
+        run "$RISKCTL" stats --admin "$ADMIN" --json
+        rc_is 0
+        out_matches '^\{.*\}$'
+
+        t "live: reload"
+        run "$RISKCTL" reload --admin "$ADMIN"
+        rc_is 0
+        out_is "reloaded: cli_fixture@1.0"
+
+        t "live: a failed reload says why and fails"
+        cp $F/bad_field.yaml "$TMP/rules.yaml"
+        run "$RISKCTL" reload --admin "$ADMIN"
+        rc_is 1
+        out_is ""
+        err_is "riskctl: reload failed: $TMP/rules.yaml:5:11: unknown field 'amout' (did you mean 'amount'?)"
+
+        t "live: the old rule set keeps serving"
+        run "$RISKCTL" score --endpoint "$EP" "$TXN"
+        rc_is 0
+        out_matches '"ruleset": ?"cli_fixture@1.0"'
+    fi
+    kill "$RISKD_PID" 2>/dev/null || true
+    wait "$RISKD_PID" 2>/dev/null || true
+    RISKD_PID=
+fi
+
+if ((failures)); then
+    echo "test_cli: $failures check(s) failed"
+    exit 1
+fi
+echo "test_cli: all checks passed"

@@ -1,0 +1,269 @@
+/* riskd.yaml and the command line: defaults, file settings, relative paths,
+ * command-line overrides, and the exact `file:line:col` of every diagnostic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/diag.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "server/config.h"
+
+static char tmpdir[256];
+
+static int setup(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rk_test_config_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Writes text to tmpdir/name and returns the path (static buffer). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char *diag_text(const rk_diag *d)
+{
+    static char buf[2048];
+    return rk_diag_format(d, buf, sizeof buf);
+}
+
+static void test_defaults(void **state)
+{
+    rk_config c;
+    rk_config_defaults(&c);
+    assert_string_equal(c.endpoint, "tcp://127.0.0.1:7700");
+    assert_string_equal(c.admin_endpoint, "ipc://var/riskd-admin.sock");
+    assert_string_equal(c.data_dir, "var/");
+    assert_string_equal(c.rules, "");
+    assert_int_equal(c.workers, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(c.max_body, 65536);
+    assert_int_equal(c.max_inflight, 10000);
+    assert_int_equal(c.fallback, RK_REVIEW);
+    assert_int_equal(c.log_level, RK_LOG_INFO);
+}
+
+static void test_file_settings(void **state)
+{
+    const char *path = write_file("riskd.yaml", "# comment\n"
+                                                "endpoint: tcp://127.0.0.1:9999\n"
+                                                "admin_endpoint: ipc://run/admin.sock\n"
+                                                "rules: rules/x.yaml\n"
+                                                "data_dir: /var/lib/riskd\n"
+                                                "workers: 3\n"
+                                                "max_body: 1024\n"
+                                                "max_inflight: 50\n"
+                                                "fallback_decision: block\n"
+                                                "log_level: warn\n");
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, path, &d), 0);
+    char want[600];
+    assert_string_equal(c.endpoint, "tcp://127.0.0.1:9999");
+    snprintf(want, sizeof want, "ipc://%s/run/admin.sock", tmpdir);
+    assert_string_equal(c.admin_endpoint, want);
+    snprintf(want, sizeof want, "%s/rules/x.yaml", tmpdir);
+    assert_string_equal(c.rules, want);
+    assert_string_equal(c.data_dir, "/var/lib/riskd"); /* absolute stays as is */
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.max_body, 1024);
+    assert_int_equal(c.max_inflight, 50);
+    assert_int_equal(c.fallback, RK_BLOCK);
+    assert_int_equal(c.log_level, RK_LOG_WARN);
+}
+
+static void test_empty_and_null_values(void **state)
+{
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, write_file("empty.yaml", ""), &d), 0);
+    assert_int_equal(rk_config_load(&c, write_file("null.yaml", "workers:\nlog_level: ~\n"), &d),
+                     0);
+    assert_int_equal(c.max_inflight, 10000);
+    assert_int_equal(c.log_level, RK_LOG_INFO);
+}
+
+/* Each bad file and the exact diagnostic it must produce. */
+static void test_diagnostics(void **state)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *msg; /* after "<path>:" */
+    } cases[] = {
+        {"workers: 2\nrules: r.yaml\nendpint: tcp://127.0.0.1:1\n", RK_EPARSE,
+         "3:1: unknown key 'endpint' (did you mean 'endpoint'?)"},
+        {"  zzz: 1\n", RK_EPARSE, "1:3: unknown key 'zzz'"},
+        {"workers: abc\n", RK_ETYPE, "1:10: 'workers' must be an integer from 1 to 256, got 'abc'"},
+        {"workers: 0\n", RK_ETYPE, "1:10: 'workers' must be an integer from 1 to 256, got '0'"},
+        {"max_body: -5\n", RK_ETYPE,
+         "1:11: 'max_body' must be a byte count from 64 to 67108864, got '-5'"},
+        {"fallback_decision: deny\n", RK_ETYPE,
+         "1:20: 'fallback_decision' must be allow, review or block, got 'deny'"},
+        {"log_level: loud\n", RK_ETYPE,
+         "1:12: 'log_level' must be debug, info, warn or error, got 'loud'"},
+        {"endpoint:\n  - a\n", RK_ETYPE, "2:3: 'endpoint' must be a single value, got a list"},
+        {"workers: 2\nworkers: 3\n", RK_EPARSE, "2:1: duplicate key 'workers'"},
+        {"- a\n", RK_EPARSE, "1:1: expected a mapping of settings (key: value)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *path = write_file("bad.yaml", cases[i].text);
+        rk_config c;
+        rk_diag d;
+        rk_config_defaults(&c);
+        int rc = rk_config_load(&c, path, &d);
+        char want[1024];
+        snprintf(want, sizeof want, "%s:%s", path, cases[i].msg);
+        assert_int_equal(rc, cases[i].rc);
+        assert_string_equal(diag_text(&d), want);
+    }
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    const char *path = write_file("syntax.yaml", "workers: 2\nrules: [a\n");
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, path, &d), RK_EPARSE);
+    assert_string_equal(d.file, path);
+    assert_true(d.line >= 2);
+}
+
+static void test_missing_file(void **state)
+{
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, "/nonexistent/riskd.yaml", &d), RK_EIO);
+    assert_string_equal(diag_text(&d), "/nonexistent/riskd.yaml: cannot open: No such file or directory");
+}
+
+static int args(rk_config *c, bool *help, rk_diag *d, int argc, ...)
+{
+    char *argv[32] = {"riskd"};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 1; i <= argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    return rk_config_from_args(c, argc + 1, argv, help, d);
+}
+
+static void test_command_line(void **state)
+{
+    const char *path = write_file("riskd.yaml", "workers: 3\nrules: a.yaml\nlog_level: warn\n");
+    char cpath[512];
+    snprintf(cpath, sizeof cpath, "%s", path);
+    rk_config c;
+    rk_diag d;
+    bool help;
+    /* flags override the file wherever they stand */
+    assert_int_equal(args(&c, &help, &d, 8, "--workers", "5", "-c", cpath, "--rules=b.yaml",
+                          "--endpoint", "tcp://127.0.0.1:1234", "--data-dir=/tmp/x"),
+                     0);
+    assert_false(help);
+    assert_int_equal(c.workers, 5);
+    assert_string_equal(c.rules, "b.yaml"); /* relative to the cwd, as given */
+    assert_string_equal(c.endpoint, "tcp://127.0.0.1:1234");
+    assert_string_equal(c.data_dir, "/tmp/x");
+    assert_int_equal(c.log_level, RK_LOG_WARN); /* from the file */
+
+    assert_int_equal(args(&c, &help, &d, 4, "--admin-endpoint", "ipc://x/a.sock", "--log-level",
+                          "debug"),
+                     0);
+    assert_string_equal(c.admin_endpoint, "ipc://x/a.sock");
+    assert_int_equal(c.log_level, RK_LOG_DEBUG);
+    assert_int_equal(c.workers, (int)sysconf(_SC_NPROCESSORS_ONLN)); /* no -c: defaults */
+
+    assert_int_equal(args(&c, &help, &d, 2, "--bogus", "--help"), 0);
+    assert_true(help);
+
+    assert_int_equal(args(&c, &help, &d, 1, "--bogus"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "unknown option '--bogus' (try --help)");
+    assert_int_equal(args(&c, &help, &d, 2, "--workers", "many"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "--workers: expected an integer from 1 to 256, got 'many'");
+    assert_int_equal(args(&c, &help, &d, 1, "--rules"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "--rules needs a value (try --help)");
+    assert_int_equal(args(&c, &help, &d, 1, "stray"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "unexpected argument 'stray' (try --help)");
+
+    /* a bad file through -c keeps its position */
+    const char *bad = write_file("bad.yaml", "workers: 2\nendpint: x\n");
+    snprintf(cpath, sizeof cpath, "%s", bad);
+    assert_int_equal(args(&c, &help, &d, 2, "-c", cpath), RK_EPARSE);
+    assert_int_equal(d.line, 2);
+    assert_int_equal(d.col, 1);
+}
+
+static void test_prepare_creates_dirs(void **state)
+{
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    snprintf(c.data_dir, sizeof c.data_dir, "%s/data/deep", tmpdir);
+    snprintf(c.admin_endpoint, sizeof c.admin_endpoint, "ipc://%s/run/sub/admin.sock", tmpdir);
+    assert_int_equal(rk_config_prepare(&c, &d), 0);
+    char p[600];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/data/deep", tmpdir);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    snprintf(p, sizeof p, "%s/run/sub", tmpdir);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+}
+
+static void test_shipped_config(void **state)
+{
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    int rc = rk_config_load(&c, RK_SOURCE_DIR "/riskd.yaml", &d);
+    if (rc < 0)
+        fail_msg("%s", diag_text(&d));
+    assert_string_equal(c.rules, RK_SOURCE_DIR "/rules/default.yaml");
+    assert_string_equal(c.endpoint, "tcp://127.0.0.1:7700");
+    assert_string_equal(c.admin_endpoint, "ipc://" RK_SOURCE_DIR "/var/riskd-admin.sock");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_file_settings),
+        cmocka_unit_test(test_empty_and_null_values),
+        cmocka_unit_test(test_diagnostics),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_prepare_creates_dirs),
+        cmocka_unit_test(test_shipped_config),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,785 @@
+/* The real riskd, started as a process on a free TCP port with a temporary
+ * rule file, admin socket and data directory, and spoken to as a gateway and
+ * an operator would: REQ and DEALER clients, malformed input, reloads through
+ * the admin op, SIGHUP and riskctl, a broken rule file, SIGTERM with requests
+ * in flight, start-up failures, and the docs/examples clients. Waits are
+ * bounded polls on replies or on stats, never sleeps for timing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <zmq.h>
+
+#define RISKD RK_BUILD_DIR "/riskd"
+#define RISKCTL RK_BUILD_DIR "/riskctl"
+#define TIMEOUT_MS 10000 /* generous: the sanitizer build on a busy 2-core VM */
+
+static void *zctx;
+/* Every riskd started, so that a failed assertion (which longjmps past the
+ * test's own clean-up) does not leave one running: teardown kills these. */
+static pid_t spawned[16];
+static int nspawned;
+/* Likewise every socket: zmq_ctx_term would wait forever for one left open. */
+static void *sockets[64];
+
+static const char *const RULES_V1 = "ruleset: itest\n"
+                                    "version: \"1\"\n"
+                                    "thresholds:\n"
+                                    "  review: 50\n"
+                                    "rules:\n"
+                                    "  - id: big\n"
+                                    "    when: amount > 100000\n"
+                                    "    score: 60\n";
+static const char *const RULES_V2 = "ruleset: itest\n"
+                                    "version: \"2\"\n"
+                                    "rules:\n"
+                                    "  - id: big_blocked\n"
+                                    "    when: amount > 100000\n"
+                                    "    action: block\n";
+static const char *const RULES_V3 = "ruleset: itest\n"
+                                    "version: \"3\"\n"
+                                    "rules:\n"
+                                    "  - id: all_reviewed\n"
+                                    "    when: amount >= 0\n"
+                                    "    action: review\n";
+static const char *const RULES_BROKEN = "ruleset: itest\n"
+                                        "version: \"4\"\n"
+                                        "rules:\n"
+                                        "  - id: typo\n"
+                                        "    when: amout > 1\n"
+                                        "    action: block\n";
+
+/* ---- process helpers -------------------------------------------------------- */
+
+typedef struct server {
+    pid_t pid;           /* riskd, or 0 when not running */
+    char dir[64];        /* temp dir holding everything below */
+    char rules[128];     /* rule file */
+    char log[128];       /* riskd's stderr */
+    char endpoint[64];   /* tcp://127.0.0.1:PORT */
+    char admin[160];     /* ipc://DIR/run/admin.sock (run/ is created by riskd) */
+} server;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+static char *read_file(const char *path)
+{
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strcpy(buf, "");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* fork/exec argv with stdout and stderr to files; returns the pid. */
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid to exit (bounded); returns its wait status, or -1. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+    int status;
+    while (now_ms() < end) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL); /* polling for exit, not timing anything */
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+/* ---- messaging helpers ------------------------------------------------------- */
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void pack_score(msgpack_sbuffer *sb, const char *id, int64_t amount)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    pk_str(&pk, "id");
+    pk_str(&pk, id);
+    pk_str(&pk, "account");
+    pk_str(&pk, "acct-1");
+    pk_str(&pk, "amount");
+    msgpack_pack_int64(&pk, amount);
+}
+
+static void pack_op(msgpack_sbuffer *sb, const char *op)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "op");
+    pk_str(&pk, op);
+}
+
+static const msgpack_object *get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static bool str_is(const msgpack_object *o, const char *s)
+{
+    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
+           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+static void assert_str(const msgpack_object *o, const char *s)
+{
+    if (!str_is(o, s)) {
+        char buf[512] = "(absent)";
+        if (o)
+            msgpack_object_print_buffer(buf, sizeof buf, *o);
+        fail_msg("expected \"%s\", got %s", s, buf);
+    }
+}
+
+static uint64_t uint_at(const msgpack_object *map, const char *k1, const char *k2)
+{
+    const msgpack_object *o = get(map, k1);
+    if (k2)
+        o = get(o, k2);
+    assert_non_null(o);
+    assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    return o->via.u64;
+}
+
+static void *connect_socket(int type, const char *ep)
+{
+    void *s = zmq_socket(zctx, type);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(s, ep), 0);
+    for (int i = 0; i < 64; i++)
+        if (!sockets[i]) {
+            sockets[i] = s;
+            break;
+        }
+    return s;
+}
+
+static void close_socket(void *s)
+{
+    for (int i = 0; i < 64; i++)
+        if (sockets[i] == s)
+            sockets[i] = NULL;
+    zmq_close(s);
+}
+
+static bool wait_readable(void *sock, int timeout_ms)
+{
+    zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&it, 1, timeout_ms) == 1;
+}
+
+/* Receives one frame into u (unpacked); fails the test on timeout. */
+static void recv_unpack(void *sock, msgpack_unpacked *u)
+{
+    if (!wait_readable(sock, TIMEOUT_MS))
+        fail_msg("no reply within %d ms", TIMEOUT_MS);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    assert_true(zmq_msg_recv(&m, sock, 0) >= 0);
+    /* msgpack_unpack_next leaves strings pointing into the buffer: keep the
+     * bytes alive past this call, in a ring long enough for every caller here. */
+    static char ring[4][1 << 16];
+    static int next;
+    char *buf = ring[next++ % 4];
+    size_t len = zmq_msg_size(&m);
+    assert_true(len <= sizeof ring[0]);
+    memcpy(buf, zmq_msg_data(&m), len);
+    zmq_msg_close(&m);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(u, buf, len, &off), MSGPACK_UNPACK_SUCCESS);
+}
+
+/* REQ round trip of sb (destroyed); the reply's root map. */
+static const msgpack_object *call(void *req, msgpack_sbuffer *sb, msgpack_unpacked *u)
+{
+    assert_true(zmq_send(req, sb->data, sb->size, 0) >= 0);
+    msgpack_sbuffer_destroy(sb);
+    recv_unpack(req, u);
+    return &u->data;
+}
+
+static const msgpack_object *admin_op(server *s, const char *op, msgpack_unpacked *u)
+{
+    void *a = connect_socket(ZMQ_REQ, s->admin);
+    msgpack_sbuffer sb;
+    pack_op(&sb, op);
+    call(a, &sb, u);
+    close_socket(a);
+    return &u->data;
+}
+
+/* Starts riskd with rules_text (and config_text as its -c file when not NULL)
+ * and waits until it answers a ping. */
+static void start_server_cfg(server *s, const char *rules_text, const char *config_text)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/rk_itest_XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    snprintf(s->rules, sizeof s->rules, "%s/rules.yaml", s->dir);
+    snprintf(s->log, sizeof s->log, "%s/riskd.log", s->dir);
+    snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", free_port());
+    snprintf(s->admin, sizeof s->admin, "ipc://%s/run/admin.sock", s->dir);
+    write_file(s->rules, rules_text);
+    char data[128], out[128];
+    snprintf(data, sizeof data, "%s/data", s->dir);
+    snprintf(out, sizeof out, "%s/stdout", s->dir);
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "%s/riskd.yaml", s->dir);
+    write_file(cfg, config_text ? config_text : "");
+    char *argv[] = {RISKD, "--rules", s->rules, "--endpoint", s->endpoint, "--admin-endpoint",
+                    s->admin, "--data-dir", data, "--workers", "2", "-c", cfg, NULL};
+    s->pid = spawn(argv, out, s->log);
+    if (nspawned < 16)
+        spawned[nspawned++] = s->pid;
+
+    void *d = connect_socket(ZMQ_DEALER, s->endpoint);
+    msgpack_sbuffer sb;
+    pack_op(&sb, "ping");
+    int64_t end = now_ms() + TIMEOUT_MS;
+    bool up = false;
+    while (!up && now_ms() < end) {
+        zmq_send(d, "", 0, ZMQ_SNDMORE);
+        zmq_send(d, sb.data, sb.size, 0);
+        up = wait_readable(d, 100);
+        int status;
+        if (!up && waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            fail_msg("riskd exited at start-up: %s", read_file(s->log));
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    close_socket(d);
+    if (!up)
+        fail_msg("riskd did not answer a ping: %s", read_file(s->log));
+}
+
+static void start_server(server *s, const char *rules_text)
+{
+    start_server_cfg(s, rules_text, NULL);
+}
+
+/* Stops riskd with sig and returns its wait status. */
+static int stop_server(server *s, int sig)
+{
+    if (!s->pid)
+        return -1;
+    kill(s->pid, sig);
+    int status = wait_exit(s->pid, TIMEOUT_MS);
+    s->pid = 0;
+    return status;
+}
+
+static void cleanup_server(server *s)
+{
+    if (s->pid)
+        stop_server(s, SIGKILL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", s->dir);
+}
+
+/* Scores one request over a fresh REQ socket and checks its ruleset label. */
+static void expect_label(server *s, const char *label, const char *decision)
+{
+    void *req = connect_socket(ZMQ_REQ, s->endpoint);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    msgpack_sbuffer sb;
+    pack_score(&sb, "label-check", 200000);
+    const msgpack_object *r = call(req, &sb, &u);
+    assert_str(get(r, "ruleset"), label);
+    assert_str(get(r, "decision"), decision);
+    msgpack_unpacked_destroy(&u);
+    close_socket(req);
+}
+
+/* Polls stats until reloads.<key> reaches want (a reload on SIGHUP is async). */
+static void wait_reloads(server *s, const char *key, uint64_t want)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int64_t end = now_ms() + TIMEOUT_MS;
+    uint64_t got = 0;
+    while (now_ms() < end) {
+        got = uint_at(admin_op(s, "stats", &u), "reloads", key);
+        if (got >= want)
+            break;
+    }
+    msgpack_unpacked_destroy(&u);
+    if (got < want)
+        fail_msg("reloads.%s stayed at %llu, wanted %llu", key, (unsigned long long)got,
+                 (unsigned long long)want);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_req_and_dealer(void **state)
+{
+    server s;
+    start_server(&s, RULES_V1);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    msgpack_sbuffer sb;
+
+    void *req = connect_socket(ZMQ_REQ, s.endpoint);
+    pack_op(&sb, "ping");
+    assert_true(get(call(req, &sb, &u), "ok")->via.boolean);
+    pack_score(&sb, "r1", 200000);
+    const msgpack_object *r = call(req, &sb, &u);
+    assert_str(get(r, "id"), "r1");
+    assert_str(get(r, "decision"), "review");
+    assert_str(get(r, "ruleset"), "itest@1");
+
+    /* admin ops are refused on the gateway endpoint */
+    pack_op(&sb, "reload");
+    r = call(req, &sb, &u);
+    assert_str(get(get(r, "error"), "code"), "unsupported");
+
+    /* malformed input: an error, and the server keeps serving */
+    assert_true(zmq_send(req, "\xc1\x00", 2, 0) >= 0);
+    recv_unpack(req, &u);
+    assert_str(get(get(&u.data, "error"), "code"), "bad_request");
+    pack_score(&sb, "r2", 5);
+    assert_str(get(call(req, &sb, &u), "decision"), "allow");
+
+    /* DEALER: many in flight, replies matched by id */
+    enum { N = 2000 };
+    void *d = connect_socket(ZMQ_DEALER, s.endpoint);
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "d%d", i);
+        pack_score(&sb, id, i % 2 ? 200000 : 5);
+        zmq_send(d, "", 0, ZMQ_SNDMORE);
+        zmq_send(d, sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int got = 0; got < N; got++) {
+        if (!wait_readable(d, TIMEOUT_MS))
+            fail_msg("DEALER: %d of %d replies", got, N);
+        char delim[8];
+        assert_int_equal(zmq_recv(d, delim, sizeof delim, 0), 0);
+        recv_unpack(d, &u);
+        const msgpack_object *id = get(&u.data, "id");
+        assert_non_null(id);
+        int i = atoi(id->via.str.ptr + 1);
+        assert_true(i >= 0 && i < N && !seen[i]);
+        seen[i] = true;
+        assert_str(get(&u.data, "decision"), i % 2 ? "review" : "allow");
+    }
+
+    /* a DEALER without the empty delimiter: identity-only envelope */
+    void *nd = connect_socket(ZMQ_DEALER, s.endpoint);
+    pack_score(&sb, "nd1", 5);
+    zmq_send(nd, sb.data, sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+    recv_unpack(nd, &u);
+    assert_str(get(&u.data, "id"), "nd1");
+    int more = 1;
+    size_t sz = sizeof more;
+    zmq_getsockopt(nd, ZMQ_RCVMORE, &more, &sz);
+    assert_int_equal(more, 0);
+
+    /* two body frames: bad_request */
+    zmq_send(d, "", 0, ZMQ_SNDMORE);
+    zmq_send(d, "\x80", 1, ZMQ_SNDMORE);
+    zmq_send(d, "\x80", 1, 0);
+    char delim[8];
+    assert_true(wait_readable(d, TIMEOUT_MS));
+    assert_int_equal(zmq_recv(d, delim, sizeof delim, 0), 0);
+    recv_unpack(d, &u);
+    assert_str(get(get(&u.data, "error"), "code"), "bad_request");
+    assert_str(get(get(&u.data, "error"), "message"), "a request is one body frame, got 2");
+
+    /* the stats count all of it */
+    r = admin_op(&s, "stats", &u);
+    assert_int_equal(uint_at(r, "decisions", "review"), 1 + N / 2);
+    assert_int_equal(uint_at(r, "errors", "bad_request"), 2);
+    assert_int_equal(uint_at(r, "errors", "unsupported"), 1);
+    assert_int_equal(uint_at(r, "workers", NULL), 2);
+
+    close_socket(req);
+    close_socket(d);
+    close_socket(nd);
+    msgpack_unpacked_destroy(&u);
+    assert_int_equal(stop_server(&s, SIGTERM), 0);
+    assert_non_null(strstr(read_file(s.log), "riskd started: endpoint"));
+    cleanup_server(&s);
+}
+
+static void test_reloads(void **state)
+{
+    server s;
+    start_server(&s, RULES_V1);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    expect_label(&s, "itest@1", "review");
+
+    /* the admin reload op */
+    write_file(s.rules, RULES_V2);
+    const msgpack_object *r = admin_op(&s, "reload", &u);
+    assert_true(get(r, "ok")->via.boolean);
+    assert_str(get(r, "ruleset"), "itest@2");
+    expect_label(&s, "itest@2", "block");
+
+    /* SIGHUP */
+    write_file(s.rules, RULES_V3);
+    kill(s.pid, SIGHUP);
+    wait_reloads(&s, "ok", 2);
+    expect_label(&s, "itest@3", "review");
+    r = admin_op(&s, "stats", &u);
+    assert_str(get(r, "ruleset"), "itest@3");
+    assert_int_equal(uint_at(r, "rules", "all_reviewed"), 1);
+
+    /* riskctl reload and stats over the admin endpoint */
+    write_file(s.rules, RULES_V2);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "RISKD_ADMIN='%s' " RISKCTL " reload >/dev/null", s.admin);
+    assert_int_equal(system(cmd), 0);
+    expect_label(&s, "itest@2", "block");
+    snprintf(cmd, sizeof cmd, "RISKD_ADMIN='%s' " RISKCTL " stats | grep -q 'itest@2'", s.admin);
+    assert_int_equal(system(cmd), 0);
+
+    /* a broken rule file: the reload fails, the old rules keep serving */
+    write_file(s.rules, RULES_BROKEN);
+    char want[256];
+    snprintf(want, sizeof want, "%s:5:11: unknown field 'amout' (did you mean 'amount'?)",
+             s.rules);
+    r = admin_op(&s, "reload", &u);
+    assert_false(get(r, "ok")->via.boolean);
+    assert_str(get(get(r, "error"), "code"), "bad_request");
+    assert_str(get(get(r, "error"), "message"), want);
+    expect_label(&s, "itest@2", "block");
+    kill(s.pid, SIGHUP);
+    wait_reloads(&s, "failed", 2);
+    r = admin_op(&s, "stats", &u);
+    assert_int_equal(uint_at(r, "reloads", "ok"), 3);
+    assert_int_equal(uint_at(r, "reloads", "failed"), 2);
+    assert_str(get(get(r, "reloads"), "last_error"), want);
+    assert_str(get(r, "ruleset"), "itest@2");
+    expect_label(&s, "itest@2", "block");
+
+    msgpack_unpacked_destroy(&u);
+    assert_int_equal(stop_server(&s, SIGINT), 0);
+    const char *log = read_file(s.log);
+    assert_non_null(strstr(log, "reload ok: ruleset itest@2 (was itest@1)"));
+    assert_non_null(strstr(log, "reload failed, still serving the previous rule set: "));
+    assert_non_null(strstr(log, want));
+    cleanup_server(&s);
+}
+
+static void test_sigterm_answers_in_flight(void **state)
+{
+    server s;
+    start_server(&s, RULES_V1);
+    enum { N = 5000 };
+    void *d = connect_socket(ZMQ_DEALER, s.endpoint);
+    msgpack_sbuffer sb;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "t%d", i);
+        pack_score(&sb, id, i);
+        zmq_send(d, "", 0, ZMQ_SNDMORE);
+        zmq_send(d, sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* Right after sending: riskd is still reading and scoring them (a
+     * thousand microseconds' work at the least), so most are in flight. */
+    kill(s.pid, SIGTERM);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    int got = 0;
+    for (; got < N; got++) {
+        if (!wait_readable(d, TIMEOUT_MS))
+            break;
+        char delim[8];
+        assert_int_equal(zmq_recv(d, delim, sizeof delim, 0), 0);
+        recv_unpack(d, &u);
+        const msgpack_object *id = get(&u.data, "id");
+        assert_non_null(get(&u.data, "decision"));
+        int i = atoi(id->via.str.ptr + 1);
+        assert_false(seen[i]);
+        seen[i] = true;
+    }
+    assert_int_equal(got, N);
+    int status = wait_exit(s.pid, TIMEOUT_MS);
+    s.pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    const char *log = read_file(s.log);
+    const char *line = strstr(log, "shutdown: ");
+    assert_non_null(line);
+    assert_true(atoi(line + 10) > 0);
+    assert_non_null(strstr(line, "in-flight answered"));
+    msgpack_unpacked_destroy(&u);
+    close_socket(d);
+    cleanup_server(&s);
+}
+
+/* max_inflight: 1 and a burst: the excess is answered `overloaded` at once,
+ * with its id, and nothing goes unanswered. */
+static void test_overloaded(void **state)
+{
+    server s;
+    start_server_cfg(&s, RULES_V1, "max_inflight: 1\n");
+    enum { N = 3000 };
+    void *d = connect_socket(ZMQ_DEALER, s.endpoint);
+    msgpack_sbuffer sb;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "o%d", i);
+        pack_score(&sb, id, i);
+        zmq_send(d, "", 0, ZMQ_SNDMORE);
+        zmq_send(d, sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    uint64_t overloaded = 0;
+    for (int got = 0; got < N; got++) {
+        if (!wait_readable(d, TIMEOUT_MS))
+            fail_msg("%d of %d replies", got, N);
+        char delim[8];
+        assert_int_equal(zmq_recv(d, delim, sizeof delim, 0), 0);
+        recv_unpack(d, &u);
+        const msgpack_object *id = get(&u.data, "id");
+        assert_non_null(id);
+        int i = atoi(id->via.str.ptr + 1);
+        assert_false(seen[i]);
+        seen[i] = true;
+        if (get(&u.data, "error")) {
+            assert_str(get(get(&u.data, "error"), "code"), "overloaded");
+            overloaded++;
+        } else {
+            assert_non_null(get(&u.data, "decision"));
+        }
+    }
+    /* A burst this size always queues behind the front thread. */
+    assert_true(overloaded > 0);
+    const msgpack_object *r = admin_op(&s, "stats", &u);
+    assert_int_equal(uint_at(r, "errors", "overloaded"), overloaded);
+    assert_int_equal(uint_at(r, "inflight", NULL), 0);
+    msgpack_unpacked_destroy(&u);
+    close_socket(d);
+    assert_int_equal(stop_server(&s, SIGTERM), 0);
+    cleanup_server(&s);
+}
+
+/* Runs riskd with extra arguments to completion; returns the wait status and
+ * leaves its stdout and stderr in dir. */
+static int run_riskd(const char *dir, char *const argv[])
+{
+    char out[128], err[128];
+    snprintf(out, sizeof out, "%s/stdout", dir);
+    snprintf(err, sizeof err, "%s/stderr", dir);
+    return wait_exit(spawn(argv, out, err), TIMEOUT_MS);
+}
+
+static void test_startup_failures(void **state)
+{
+    char dir[] = "/tmp/rk_itest_start_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char rules[128], cfg[128], path[160];
+    snprintf(rules, sizeof rules, "%s/rules.yaml", dir);
+    snprintf(cfg, sizeof cfg, "%s/riskd.yaml", dir);
+    write_file(rules, RULES_BROKEN);
+    write_file(cfg, "rules: rules.yaml\nworkers: 1\nendpint: tcp://127.0.0.1:1\n");
+
+    char *broken[] = {RISKD, "--rules", rules, NULL};
+    int st = run_riskd(dir, broken);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    snprintf(path, sizeof path, "%s/stderr", dir);
+    char want[256];
+    snprintf(want, sizeof want, "%s:5:11: unknown field 'amout' (did you mean 'amount'?)\n", rules);
+    assert_string_equal(read_file(path), want);
+
+    char *badkey[] = {RISKD, "-c", cfg, NULL};
+    st = run_riskd(dir, badkey);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    snprintf(want, sizeof want, "riskd: %s:3:1: unknown key 'endpint' (did you mean 'endpoint'?)\n",
+             cfg);
+    assert_string_equal(read_file(path), want);
+
+    char *badflag[] = {RISKD, "--workres", "2", NULL};
+    st = run_riskd(dir, badflag);
+    assert_int_equal(WEXITSTATUS(st), 2);
+    assert_string_equal(read_file(path), "riskd: unknown option '--workres' (try --help)\n");
+
+    char *help[] = {RISKD, "--help", NULL};
+    st = run_riskd(dir, help);
+    assert_int_equal(WEXITSTATUS(st), 0);
+    snprintf(path, sizeof path, "%s/stdout", dir);
+    assert_non_null(strstr(read_file(path), "usage: riskd"));
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The docs' example clients work against a live riskd. */
+static void test_doc_examples(void **state)
+{
+    const char *py = RK_SOURCE_DIR "/docs/examples/client.py";
+    const char *c = RK_SOURCE_DIR "/docs/examples/client.c";
+    bool have_py = access(py, R_OK) == 0, have_c = access(c, R_OK) == 0;
+    if (!have_py)
+        printf("skip: %s does not exist\n", py);
+    if (!have_c)
+        printf("skip: %s does not exist\n", c);
+    if (!have_py && !have_c)
+        return;
+    server s;
+    start_server(&s, RULES_V1);
+    char cmd[1024];
+    if (have_py) {
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s > %s/py.out", py, s.endpoint, s.dir);
+        int st = system(cmd);
+        snprintf(cmd, sizeof cmd, "%s/py.out", s.dir);
+        if (st != 0)
+            fail_msg("client.py exited %d: %s", st, read_file(cmd));
+        assert_non_null(strstr(read_file(cmd), "itest@1"));
+    }
+    if (have_c) {
+        snprintf(cmd, sizeof cmd,
+                 "cc -std=c11 -Wall -o %s/client %s $(pkg-config --cflags --libs libzmq msgpack) "
+                 "2> %s/cc.err",
+                 s.dir, c, s.dir);
+        if (system(cmd) != 0) {
+            snprintf(cmd, sizeof cmd, "%s/cc.err", s.dir);
+            fail_msg("client.c does not compile: %s", read_file(cmd));
+        }
+        snprintf(cmd, sizeof cmd, "%s/client %s > %s/c.out", s.dir, s.endpoint, s.dir);
+        int st = system(cmd);
+        snprintf(cmd, sizeof cmd, "%s/c.out", s.dir);
+        if (st != 0)
+            fail_msg("client.c exited %d: %s", st, read_file(cmd));
+        assert_non_null(strstr(read_file(cmd), "itest@1"));
+    }
+    assert_int_equal(stop_server(&s, SIGTERM), 0);
+    cleanup_server(&s);
+}
+
+static int setup(void **state)
+{
+    zctx = zmq_ctx_new();
+    signal(SIGPIPE, SIG_IGN);
+    return zctx ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < nspawned; i++)
+        if (waitpid(spawned[i], NULL, WNOHANG) == 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+        }
+    for (int i = 0; i < 64; i++)
+        if (sockets[i])
+            zmq_close(sockets[i]);
+    return zmq_ctx_term(zctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_req_and_dealer),
+        cmocka_unit_test(test_reloads),
+        cmocka_unit_test(test_sigterm_answers_in_flight),
+        cmocka_unit_test(test_overloaded),
+        cmocka_unit_test(test_startup_failures),
+        cmocka_unit_test(test_doc_examples),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

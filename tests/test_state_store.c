@@ -1,0 +1,758 @@
+/* The state store end to end on a real LMDB environment in a temporary
+ * directory: the secret file, counters (count, sum, distinct, compound keys,
+ * missing keys, `when`, out-of-order and too-old events, definition changes),
+ * retry de-duplication, dynamic lists with TTL, feedback, map growth from a
+ * tiny map (pre-emptive and on MDB_MAP_FULL), the sweeper, backup and restore,
+ * and a scan of the data file for the raw identifiers used. Time is injected;
+ * nothing sleeps. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <cmocka.h>
+
+#include "lib/err.h"
+#include "lib/log.h"
+#include "state/counters.h"
+#include "state/dlist.h"
+#include "state/recent.h"
+#include "state/store.h"
+
+#define MIN_MS (60LL * 1000)
+#define HOUR_MS (3600LL * 1000)
+#define DAY_MS (24 * HOUR_MS)
+#define T0 (1700000000000LL) /* an event time in 2023 */
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+static void rmrf(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+typedef struct fx {
+    char dir[64];          /* data directory */
+    char aux[80];          /* a second directory (backups) */
+    rk_store_config cfg;   /* config used by reopen() */
+    rk_store *s;           /* the store */
+    rk_store_worker *w;          /* one worker */
+    rk_txn *txn;           /* a request */
+} fx;
+
+static void fx_open(fx *f)
+{
+    assert_int_equal(rk_store_open(&f->cfg, &f->s), 0);
+    assert_int_equal(rk_store_worker_new(f->s, &f->w), 0);
+}
+
+static void fx_close(fx *f)
+{
+    rk_store_worker_free(f->w);
+    rk_store_close(f->s);
+    f->w = NULL;
+    f->s = NULL;
+}
+
+static int setup(void **state)
+{
+    rk_log_set_level(RK_LOG_WARN);
+    fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/rk_state_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->aux, sizeof f->aux, "%s.bak", f->dir);
+    rk_store_config_default(&f->cfg);
+    f->cfg.dir = f->dir;
+    f->cfg.sweep_interval_ms = 0; /* tests sweep explicitly */
+    f->txn = calloc(1, sizeof *f->txn);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->s)
+        fx_close(f);
+    rmrf(f->dir);
+    rmrf(f->aux);
+    free(f->txn);
+    free(f);
+    return 0;
+}
+
+static void set_str(rk_txn *t, int slot, const char *s)
+{
+    t->v[slot] = s ? rk_value_str(s, (uint32_t)strlen(s)) : rk_value_missing();
+}
+
+static rk_counter_def def(const char *name, int agg, int64_t window_ms, int nby, ...)
+{
+    rk_counter_def d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.agg = agg;
+    d.window_ms = window_ms;
+    d.nby = nby;
+    d.field_slot = -1;
+    va_list ap;
+    va_start(ap, nby);
+    for (int i = 0; i < nby; i++) {
+        d.by_slot[i] = va_arg(ap, int);
+        snprintf(d.by_name[i], sizeof d.by_name[i], "%s", rk_field_name(d.by_slot[i]));
+    }
+    va_end(ap);
+    return d;
+}
+
+static void with_field(rk_counter_def *d, int slot)
+{
+    d->field_slot = slot;
+    snprintf(d->field_name, sizeof d->field_name, "%s", rk_field_name(slot));
+}
+
+/* One request: begin, apply, commit. */
+static void run(fx *f, const rk_counters *c, int64_t ts, const bool *when, rk_value *out)
+{
+    assert_int_equal(rk_store_begin(f->w, ts), 0);
+    assert_int_equal(rk_counters_apply(f->w, c, f->txn, ts, when, out), 0);
+    assert_int_equal(rk_store_commit(f->w), 0);
+}
+
+/* Counter i's value for the current txn at ts, without counting it. */
+static int64_t peek(fx *f, const rk_counters *c, int i, int64_t ts)
+{
+    bool when[RK_COUNTERS_MAX] = {false};
+    rk_value out[RK_COUNTERS_MAX];
+    run(f, c, ts, when, out);
+    assert_int_equal(out[i].type, RK_T_INT);
+    return out[i].i;
+}
+
+/* ---- the secret file ----------------------------------------------------- */
+
+static void test_secret_file(void **state)
+{
+    fx *f = *state;
+    char dir[80], path[128];
+    snprintf(dir, sizeof dir, "%s/data", f->dir); /* missing: created */
+    f->cfg.dir = dir;
+    fx_open(f);
+    fx_close(f);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/secret", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, RK_SECRET_LEN);
+
+    /* looser permissions: refuse */
+    chmod(path, 0640);
+    assert_int_equal(rk_store_open(&f->cfg, &f->s), RK_EINVAL);
+    chmod(path, 0600);
+    fx_open(f); /* fine again */
+    fx_close(f);
+
+    /* wrong size: refuse */
+    FILE *fp = fopen(path, "ab");
+    fputc('x', fp);
+    fclose(fp);
+    assert_int_equal(rk_store_open(&f->cfg, &f->s), RK_EINVAL);
+
+    /* a different secret of the right shape: the store rejects it */
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    char other[RK_SECRET_LEN];
+    memset(other, 7, sizeof other);
+    assert_int_equal(write(fd, other, sizeof other), (ssize_t)sizeof other);
+    close(fd);
+    assert_int_equal(rk_store_open(&f->cfg, &f->s), RK_ECORRUPT);
+    f->s = NULL;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+static void test_count_sum_distinct(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_counter_def d[4];
+    d[0] = def("acct_txn_1h", RK_AGG_COUNT, HOUR_MS, 1, RK_F_ACCOUNT);
+    d[1] = def("acct_amt_24h", RK_AGG_SUM, DAY_MS, 1, RK_F_ACCOUNT);
+    with_field(&d[1], RK_F_AMOUNT);
+    d[2] = def("dev_cards_24h", RK_AGG_DISTINCT, DAY_MS, 1, RK_F_DEVICE);
+    with_field(&d[2], RK_F_CARD);
+    d[3] = def("acct_merch_1h", RK_AGG_COUNT, HOUR_MS, 2, RK_F_ACCOUNT, RK_F_MERCHANT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(d, 4, &c, NULL), 0);
+    rk_value out[4];
+    char card[16];
+
+    set_str(f->txn, RK_F_ACCOUNT, "acct-1");
+    set_str(f->txn, RK_F_DEVICE, "dev-1");
+    set_str(f->txn, RK_F_MERCHANT, "m-1");
+    for (int i = 0; i < 5; i++) {
+        snprintf(card, sizeof card, "card-%d", i % 3);
+        set_str(f->txn, RK_F_CARD, card);
+        f->txn->v[RK_F_AMOUNT] = rk_value_int(100 * (i + 1));
+        run(f, c, T0 + i * MIN_MS, NULL, out);
+        assert_int_equal(out[0].i, i + 1); /* includes this request */
+        assert_int_equal(out[1].i, 100 * (i + 1) * (i + 2) / 2);
+        assert_int_equal(out[2].i, i < 3 ? i + 1 : 3);
+        assert_int_equal(out[3].i, i + 1);
+    }
+    /* compound key: another merchant is another entity */
+    set_str(f->txn, RK_F_MERCHANT, "m-2");
+    run(f, c, T0 + 5 * MIN_MS, NULL, out);
+    assert_int_equal(out[0].i, 6);
+    assert_int_equal(out[3].i, 1);
+    /* ("acct-1","m-2") must not collide with ("acct-1m","-2") */
+    set_str(f->txn, RK_F_ACCOUNT, "acct-1m");
+    set_str(f->txn, RK_F_MERCHANT, "-2");
+    run(f, c, T0 + 5 * MIN_MS, NULL, out);
+    assert_int_equal(out[3].i, 1);
+
+    /* a missing key field: that counter is missing and nothing is updated */
+    set_str(f->txn, RK_F_ACCOUNT, "acct-1");
+    set_str(f->txn, RK_F_MERCHANT, "m-1");
+    set_str(f->txn, RK_F_DEVICE, NULL);
+    run(f, c, T0 + 6 * MIN_MS, NULL, out);
+    assert_int_equal(out[0].i, 7);
+    assert_int_equal(out[2].type, RK_T_MISSING);
+    set_str(f->txn, RK_F_DEVICE, "dev-1");
+    assert_int_equal(peek(f, c, 2, T0 + 6 * MIN_MS), 3);
+    /* a missing sum field counts nothing but the value is there */
+    f->txn->v[RK_F_AMOUNT] = rk_value_missing();
+    run(f, c, T0 + 7 * MIN_MS, NULL, out);
+    assert_int_equal(out[1].i, 1500 + 500 + 500); /* m-2 and no-device requests had 500 */
+    assert_int_equal(out[0].i, 8);
+
+    /* when = false: read without counting */
+    bool when[4] = {false, true, true, true};
+    f->txn->v[RK_F_AMOUNT] = rk_value_int(1);
+    run(f, c, T0 + 8 * MIN_MS, when, out);
+    assert_int_equal(out[0].i, 8);
+    assert_int_equal(out[1].i, 2501);
+
+    /* the 1h window slides in event time; the 24h one does not yet */
+    run(f, c, T0 + 8 * MIN_MS + HOUR_MS + 5 * MIN_MS, NULL, out);
+    assert_int_equal(out[0].i, 1); /* T0+6m..8m are older than t-1h-one bucket */
+    assert_int_equal(out[1].i, 2502);
+    rk_counters_free(c);
+}
+
+static void test_out_of_order_and_too_old(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_counter_def d = def("acct_30s", RK_AGG_COUNT, 30000, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    set_str(f->txn, RK_F_ACCOUNT, "acct-ooo");
+    run(f, c, T0 + 10000, NULL, out);
+    assert_int_equal(out[0].i, 1);
+    run(f, c, T0 + 20000, NULL, out);
+    assert_int_equal(out[0].i, 2);
+    run(f, c, T0 + 12500, NULL, out); /* late, inside the window: its own bucket */
+    assert_int_equal(out[0].i, 3);
+    /* at T0+10000+31000 the first event's bucket leaves; the late one stays */
+    run(f, c, T0 + 41000, NULL, out);
+    assert_int_equal(out[0].i, 3); /* 12500, 20000, 41000 */
+    run(f, c, T0 + 43500, NULL, out);
+    assert_int_equal(out[0].i, 3); /* 12500 left: 20000, 41000, 43500 */
+    /* too old relative to the newest event: not counted, nothing changes */
+    run(f, c, T0 + 5000, NULL, out);
+    assert_int_equal(out[0].i, 3);
+    assert_int_equal(peek(f, c, 0, T0 + 43500), 3);
+    /* a long gap: everything stale is gone */
+    run(f, c, T0 + 10 * DAY_MS, NULL, out);
+    assert_int_equal(out[0].i, 1);
+    rk_counters_free(c);
+}
+
+static void test_definition_change(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, HOUR_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c1, *c2, *c3;
+    assert_int_equal(rk_counters_new(&d, 1, &c1, NULL), 0);
+    rk_value out[1];
+    set_str(f->txn, RK_F_ACCOUNT, "acct-def");
+    run(f, c1, T0, NULL, out);
+    run(f, c1, T0 + 1000, NULL, out);
+    assert_int_equal(out[0].i, 2);
+    /* same definition in a new set (a reload): continues */
+    assert_int_equal(rk_counters_new(&d, 1, &c2, NULL), 0);
+    assert_int_equal(rk_counters_id(c1, 0), rk_counters_id(c2, 0));
+    run(f, c2, T0 + 2000, NULL, out);
+    assert_int_equal(out[0].i, 3);
+    /* the window changes: starts fresh */
+    d.window_ms = 2 * HOUR_MS;
+    assert_int_equal(rk_counters_new(&d, 1, &c3, NULL), 0);
+    assert_true(rk_counters_id(c1, 0) != rk_counters_id(c3, 0));
+    run(f, c3, T0 + 3000, NULL, out);
+    assert_int_equal(out[0].i, 1);
+    rk_counters_free(c3);
+    /* and so does a change of aggregate or key */
+    d = def("acct_txn", RK_AGG_SUM, HOUR_MS, 1, RK_F_ACCOUNT);
+    with_field(&d, RK_F_AMOUNT);
+    assert_int_equal(rk_counters_new(&d, 1, &c3, NULL), 0);
+    assert_true(rk_counters_id(c1, 0) != rk_counters_id(c3, 0));
+    rk_counters_free(c3);
+    /* bad definitions are refused with a message */
+    rk_diag diag;
+    d = def("w", RK_AGG_COUNT, 1000, 1, RK_F_ACCOUNT);
+    assert_int_equal(rk_counters_new(&d, 1, &c3, &diag), RK_ERANGE);
+    assert_non_null(strstr(diag.msg, "window"));
+    rk_counter_def two[2] = {def("x", RK_AGG_COUNT, HOUR_MS, 1, RK_F_CARD),
+                             def("x", RK_AGG_COUNT, HOUR_MS, 1, RK_F_IP)};
+    assert_int_equal(rk_counters_new(two, 2, &c3, &diag), RK_EEXISTS);
+    rk_counters_free(c1);
+    rk_counters_free(c2);
+}
+
+/* ---- retries ------------------------------------------------------------- */
+
+/* The pipeline's sequence for one request; returns 1 when replayed. */
+static int score(fx *f, const rk_counters *c, const char *id, int64_t now, rk_value *out,
+                 rk_replay *rp)
+{
+    assert_int_equal(rk_store_begin(f->w, now), 0);
+    int rc = rk_recent_check(f->w, id, strlen(id), rp);
+    if (rc == 0) {
+        assert_int_equal(rk_store_commit(f->w), 0);
+        return 1;
+    }
+    assert_int_equal(rc, RK_ENOTFOUND);
+    assert_int_equal(rk_counters_apply(f->w, c, f->txn, now, NULL, out), 0);
+    char reply[64];
+    int n = snprintf(reply, sizeof reply, "reply:%s:%lld", id, (long long)out[0].i);
+    assert_int_equal(rk_recent_record(f->w, id, strlen(id), 2, now, reply, (size_t)n), 0);
+    assert_int_equal(rk_store_commit(f->w), 0);
+    return 0;
+}
+
+static void test_retry_dedupe(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    rk_replay rp;
+    set_str(f->txn, RK_F_ACCOUNT, "acct-retry");
+    assert_int_equal(score(f, c, "txn-1", T0, out, &rp), 0);
+    assert_int_equal(out[0].i, 1);
+    assert_int_equal(score(f, c, "txn-2", T0 + 1000, out, &rp), 0);
+    assert_int_equal(out[0].i, 2);
+    /* a retry within 24 h: the first reply, nothing counted */
+    assert_int_equal(score(f, c, "txn-1", T0 + 5000, out, &rp), 1);
+    assert_int_equal(rp.reply_len, strlen("reply:txn-1:1"));
+    assert_memory_equal(rp.reply, "reply:txn-1:1", rp.reply_len);
+    assert_int_equal(rp.verdict, 2);
+    assert_int_equal(rp.ts, T0);
+    assert_int_equal(peek(f, c, 0, T0 + 5000), 2);
+    /* just inside and just past the TTL */
+    assert_int_equal(score(f, c, "txn-1", T0 + DAY_MS - 1, out, &rp), 1);
+    assert_int_equal(score(f, c, "txn-1", T0 + DAY_MS, out, &rp), 0);
+    assert_int_equal(out[0].i, 3);
+    /* an aborted request leaves no trace */
+    assert_int_equal(rk_store_begin(f->w, T0 + DAY_MS), 0);
+    assert_int_equal(rk_counters_apply(f->w, c, f->txn, T0 + DAY_MS, NULL, out), 0);
+    assert_int_equal(rk_recent_record(f->w, "txn-9", 5, 0, T0, "x", 1), 0);
+    rk_store_abort(f->w);
+    assert_int_equal(score(f, c, "txn-9", T0 + DAY_MS, out, &rp), 0);
+    assert_int_equal(out[0].i, 4);
+    rk_counters_free(c);
+}
+
+/* ---- dynamic lists ------------------------------------------------------- */
+
+static void test_lists_ttl(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_store_worker *w = f->w;
+    rk_value card = rk_value_str("card-bad", 8), other = rk_value_str("card-ok", 7);
+    rk_value mcc_int = rk_value_int(7995), mcc_str = rk_value_str("7995", 4);
+    bool has;
+    rk_dlist_entry e;
+
+    assert_int_equal(rk_store_begin(w, T0), 0);
+    assert_int_equal(rk_dlist_add(w, "blocked_cards", &card, 30 * DAY_MS), 0);
+    assert_int_equal(rk_dlist_add(w, "risky_mcc", &mcc_int, 0), 0);
+    assert_int_equal(rk_dlist_add(w, "", &card, 0), RK_EINVAL);
+    assert_int_equal(rk_dlist_add(w, "x", &card, -1), RK_EINVAL);
+    assert_int_equal(rk_store_commit(w), 0);
+
+    /* effective for the next transaction */
+    assert_int_equal(rk_store_begin(w, T0 + 1), 0);
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &card, &has), 0);
+    assert_true(has);
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &other, &has), 0);
+    assert_false(has);
+    assert_int_equal(rk_dlist_has(w, "other_list", &card, &has), 0);
+    assert_false(has);
+    rk_value miss = rk_value_missing();
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &miss, &has), 0);
+    assert_false(has);
+    assert_int_equal(rk_dlist_has(w, "risky_mcc", &mcc_str, &has), 0); /* same text, same member */
+    assert_true(has);
+    assert_int_equal(rk_dlist_get(w, "blocked_cards", &card, &e), 0);
+    assert_int_equal(e.added_at, T0);
+    assert_int_equal(e.expires_at, T0 + 30 * DAY_MS);
+    assert_int_equal(rk_dlist_get(w, "risky_mcc", &mcc_int, &e), 0);
+    assert_int_equal(e.expires_at, 0);
+    assert_int_equal(rk_store_commit(w), 0);
+
+    /* expiry is checked on read */
+    assert_int_equal(rk_store_begin(w, T0 + 30 * DAY_MS - 1), 0);
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &card, &has), 0);
+    assert_true(has);
+    assert_int_equal(rk_store_commit(w), 0);
+    assert_int_equal(rk_store_begin(w, T0 + 30 * DAY_MS), 0);
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &card, &has), 0);
+    assert_false(has);
+    assert_int_equal(rk_dlist_get(w, "blocked_cards", &card, &e), RK_ENOTFOUND);
+    assert_int_equal(rk_dlist_remove(w, "blocked_cards", &card), RK_ENOTFOUND);
+    assert_int_equal(rk_dlist_remove(w, "risky_mcc", &mcc_str), 0);
+    assert_int_equal(rk_dlist_has(w, "risky_mcc", &mcc_int, &has), 0);
+    assert_false(has);
+    /* re-adding refreshes */
+    assert_int_equal(rk_dlist_add(w, "blocked_cards", &card, DAY_MS), 0);
+    assert_int_equal(rk_dlist_has(w, "blocked_cards", &card, &has), 0);
+    assert_true(has);
+    assert_int_equal(rk_store_commit(w), 0);
+
+    /* the sweeper removes expired entries */
+    assert_int_equal(rk_store_begin(w, T0), 0);
+    for (int i = 0; i < 600; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "ip-%d", i);
+        rk_value iv = rk_value_str(v, (uint32_t)strlen(v));
+        assert_int_equal(rk_dlist_add(w, "bad_ips", &iv, i < 500 ? HOUR_MS : 0), 0);
+    }
+    assert_int_equal(rk_store_commit(w), 0);
+    rk_sweep_result sr;
+    assert_int_equal(rk_store_sweep(f->s, T0 + 2 * HOUR_MS, &sr), 0);
+    assert_int_equal(sr.lists, 500);
+    assert_true(sr.batches >= 2 + 2); /* 500 deletions need two batches of 256 */
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.entries_lists, 100 + 1);
+    assert_int_equal(st.swept_lists, 500);
+}
+
+/* ---- feedback ------------------------------------------------------------ */
+
+static void test_feedback(void **state)
+{
+    fx *f = *state;
+    f->cfg.recent_ttl_ms = 20 * DAY_MS; /* labels arrive weeks later */
+    fx_open(f);
+    rk_counter_def d[4];
+    d[0] = def("card_txn_90d", RK_AGG_COUNT, 90 * DAY_MS, 1, RK_F_CARD);
+    d[1] = def("card_fraud_90d", RK_AGG_COUNT, 90 * DAY_MS, 1, RK_F_CARD);
+    d[1].feedback = RK_LABEL_FRAUD;
+    d[2] = def("card_fraud_amt_90d", RK_AGG_SUM, 90 * DAY_MS, 1, RK_F_CARD);
+    with_field(&d[2], RK_F_AMOUNT);
+    d[2].feedback = RK_LABEL_FRAUD;
+    d[3] = def("card_legit_90d", RK_AGG_COUNT, 90 * DAY_MS, 1, RK_F_CARD);
+    d[3].feedback = RK_LABEL_LEGIT;
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(d, 4, &c, NULL), 0);
+    rk_value out[4];
+    rk_replay rp;
+    set_str(f->txn, RK_F_CARD, "card-fb");
+    set_str(f->txn, RK_F_ACCOUNT, "acct-fb");
+    f->txn->v[RK_F_AMOUNT] = rk_value_int(700);
+    assert_int_equal(score(f, c, "fb-1", T0, out, &rp), 0);
+    assert_int_equal(out[0].i, 1);
+    assert_int_equal(out[1].i, 0); /* feedback-fed: read only on requests */
+    assert_int_equal(out[2].i, 0);
+
+    rk_feedback_info fb;
+    int napplied;
+    assert_int_equal(rk_store_begin(f->w, T0 + 10 * DAY_MS), 0);
+    assert_int_equal(rk_recent_feedback(f->w, "nope", 4, RK_LABEL_FRAUD, &fb), RK_ENOTFOUND);
+    assert_int_equal(rk_recent_feedback(f->w, "fb-1", 4, RK_LABEL_FRAUD, &fb), 0);
+    assert_int_equal(fb.prev_label, RK_LABEL_NONE);
+    assert_int_equal(fb.ts, T0);
+    assert_int_equal(fb.nkeys, 3);
+    assert_int_equal(rk_counters_feedback(f->w, c, &fb, &napplied), 0);
+    assert_int_equal(napplied, 2);
+    assert_int_equal(rk_store_commit(f->w), 0);
+
+    /* the next request on that card sees the confirmed fraud */
+    assert_int_equal(score(f, c, "fb-2", T0 + 10 * DAY_MS, out, &rp), 0);
+    assert_int_equal(out[0].i, 2);
+    assert_int_equal(out[1].i, 1);
+    assert_int_equal(out[2].i, 700);
+    assert_int_equal(out[3].i, 0);
+
+    /* the same label again changes nothing */
+    assert_int_equal(rk_store_begin(f->w, T0 + 11 * DAY_MS), 0);
+    assert_int_equal(rk_recent_feedback(f->w, "fb-1", 4, RK_LABEL_FRAUD, &fb), 0);
+    assert_int_equal(fb.prev_label, RK_LABEL_FRAUD);
+    assert_int_equal(rk_counters_feedback(f->w, c, &fb, &napplied), 0);
+    assert_int_equal(napplied, 0);
+    /* overturned: fraud contributions taken back, legit counted */
+    assert_int_equal(rk_recent_feedback(f->w, "fb-1", 4, RK_LABEL_LEGIT, &fb), 0);
+    assert_int_equal(rk_counters_feedback(f->w, c, &fb, &napplied), 0);
+    assert_int_equal(napplied, 3);
+    assert_int_equal(rk_store_commit(f->w), 0);
+    assert_int_equal(peek(f, c, 1, T0 + 11 * DAY_MS), 0);
+    assert_int_equal(peek(f, c, 2, T0 + 11 * DAY_MS), 0);
+    assert_int_equal(peek(f, c, 3, T0 + 11 * DAY_MS), 1);
+    /* fb-2 is still replayable; fb-1 is kept for feedback but past the retry window */
+    assert_int_equal(rk_store_begin(f->w, T0 + 10 * DAY_MS + HOUR_MS), 0);
+    assert_int_equal(rk_recent_check(f->w, "fb-2", 4, &rp), 0);
+    assert_int_equal(rp.label, RK_LABEL_NONE);
+    assert_int_equal(rk_recent_check(f->w, "fb-1", 4, &rp), RK_ENOTFOUND); /* past 24 h */
+    rk_store_abort(f->w);
+    /* past recent_ttl_ms: feedback is refused */
+    assert_int_equal(rk_store_begin(f->w, T0 + 10 * DAY_MS + 20 * DAY_MS), 0);
+    assert_int_equal(rk_recent_feedback(f->w, "fb-2", 4, RK_LABEL_FRAUD, &fb), RK_ENOTFOUND);
+    rk_store_abort(f->w);
+    rk_counters_free(c);
+}
+
+/* ---- map growth ---------------------------------------------------------- */
+
+static void grow_with(fx *f, int headroom_pct, int entities)
+{
+    f->cfg.map_size = 256 * 1024;
+    f->cfg.grow_headroom_pct = headroom_pct;
+    fx_open(f);
+    rk_counter_def d[2];
+    d[0] = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    d[1] = def("acct_amt", RK_AGG_SUM, DAY_MS, 1, RK_F_ACCOUNT);
+    with_field(&d[1], RK_F_AMOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(d, 2, &c, NULL), 0);
+    rk_value out[2];
+    rk_replay rp;
+    char acct[32], id[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < entities; i++) {
+            snprintf(acct, sizeof acct, "acct-%d", i);
+            snprintf(id, sizeof id, "g-%d-%d", round, i);
+            set_str(f->txn, RK_F_ACCOUNT, acct);
+            f->txn->v[RK_F_AMOUNT] = rk_value_int(i);
+            assert_int_equal(score(f, c, id, T0 + round * 1000, out, &rp), 0);
+            assert_int_equal(out[0].i, round + 1);
+            assert_int_equal(out[1].i, (int64_t)i * (round + 1));
+        }
+    }
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_true(st.map_growths >= 2);
+    assert_true(st.map_bytes > 256 * 1024);
+    assert_int_equal(st.entries_counters, (uint64_t)entities * 2);
+    assert_int_equal(st.entries_recent, (uint64_t)entities * 2);
+    if (headroom_pct == 0)
+        assert_true(st.txn_replays >= 1);
+    /* survives a reopen */
+    fx_close(f);
+    fx_open(f);
+    set_str(f->txn, RK_F_ACCOUNT, "acct-77");
+    assert_int_equal(peek(f, c, 1, T0 + 2000), 77 * 2);
+    rk_counters_free(c);
+}
+
+static void test_map_growth(void **state)
+{
+    grow_with(*state, 10, 3000);
+}
+
+static void test_map_growth_writemap(void **state)
+{
+    fx *f = *state;
+    f->cfg.writemap = true;
+    grow_with(f, 0, 2000);
+}
+
+static void test_map_full_rerun(void **state)
+{
+    grow_with(*state, 0, 3000); /* only MDB_MAP_FULL triggers growth: the re-run path */
+}
+
+/* ---- sweeper ------------------------------------------------------------- */
+
+static void test_sweeper(void **state)
+{
+    fx *f = *state;
+    f->cfg.sweep_batch = 100;
+    fx_open(f);
+    rk_counter_def d[2];
+    d[0] = def("ip_1h", RK_AGG_COUNT, HOUR_MS, 1, RK_F_IP);
+    d[1] = def("ip_7d", RK_AGG_COUNT, 7 * DAY_MS, 1, RK_F_IP);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(d, 2, &c, NULL), 0);
+    rk_value out[2];
+    rk_replay rp;
+    char ip[32], id[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ip, sizeof ip, "10.0.%d.%d", i / 256, i % 256);
+        snprintf(id, sizeof id, "sw-%d", i);
+        set_str(f->txn, RK_F_IP, ip);
+        assert_int_equal(score(f, c, id, T0 + i, out, &rp), 0);
+    }
+    /* 2 h later: the 1 h records are idle, the 7 d ones and decided records are not */
+    rk_sweep_result sr;
+    assert_int_equal(rk_store_sweep(f->s, T0 + 2 * HOUR_MS, &sr), 0);
+    assert_int_equal(sr.counters, 300);
+    assert_int_equal(sr.recent, 0);
+    assert_true(sr.batches >= 3 + 2);
+    /* a 7 d counter still reads right after the sweep */
+    set_str(f->txn, RK_F_IP, "10.0.0.5");
+    assert_int_equal(peek(f, c, 1, T0 + 2 * HOUR_MS), 1);
+    assert_int_equal(peek(f, c, 0, T0 + 2 * HOUR_MS), 0);
+    /* 8 days later everything is gone */
+    assert_int_equal(rk_store_sweep(f->s, T0 + 8 * DAY_MS, &sr), 0);
+    assert_int_equal(sr.counters, 300);
+    assert_int_equal(sr.recent, 300);
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.entries_counters, 0);
+    assert_int_equal(st.entries_recent, 0);
+    assert_int_equal(st.swept_counters, 600);
+    assert_int_equal(st.sweeps, 2);
+    rk_counters_free(c);
+}
+
+/* ---- backup and the raw-identifier scan ---------------------------------- */
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    bool found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+    free(buf);
+    return found;
+}
+
+static void test_backup_restore_and_no_raw_values(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    rk_counter_def d[3];
+    d[0] = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    d[1] = def("dev_cards", RK_AGG_DISTINCT, DAY_MS, 1, RK_F_DEVICE);
+    with_field(&d[1], RK_F_CARD);
+    d[2] = def("email_amt", RK_AGG_SUM, DAY_MS, 1, RK_F_EMAIL);
+    with_field(&d[2], RK_F_AMOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(d, 3, &c, NULL), 0);
+    rk_value out[3];
+    rk_replay rp;
+    const char *accts[] = {"ACCT-RAW-7f3a9c", "ACCT-RAW-1b2e44"};
+    const char *cards[] = {"CARD-RAW-0a0b0c", "CARD-RAW-0d0e0f", "CARD-RAW-101112"};
+    for (int i = 0; i < 30; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "TXNID-RAW-%04d", i);
+        set_str(f->txn, RK_F_ACCOUNT, accts[i % 2]);
+        set_str(f->txn, RK_F_DEVICE, "DEVICE-RAW-abcdef");
+        set_str(f->txn, RK_F_CARD, cards[i % 3]);
+        set_str(f->txn, RK_F_EMAIL, "raw.person@example.com");
+        f->txn->v[RK_F_AMOUNT] = rk_value_int(10 + i);
+        assert_int_equal(score(f, c, id, T0 + i * 1000, out, &rp), 0);
+    }
+    assert_int_equal(rk_store_begin(f->w, T0), 0);
+    rk_value ip = rk_value_str("LISTVAL-RAW-203.0.113.9", 23);
+    assert_int_equal(rk_dlist_add(f->w, "blocked_ips", &ip, 0), 0);
+    assert_int_equal(rk_store_commit(f->w), 0);
+
+    assert_int_equal(rk_store_backup(f->s, f->aux), 0);
+    assert_int_equal(rk_store_backup(f->s, f->aux), RK_EEXISTS); /* never over a store */
+    /* requests after the backup are not in it */
+    set_str(f->txn, RK_F_ACCOUNT, accts[0]);
+    assert_int_equal(score(f, c, "after-backup", T0 + 40000, out, &rp), 0);
+    assert_int_equal(out[0].i, 16);
+    assert_int_equal(rk_store_sync(f->s), 0);
+    fx_close(f);
+
+    char path[160];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/secret", f->aux);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/data.mdb", f->aux);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* no raw identifier in the data file (nor in the backup) */
+    const char *raw[] = {"ACCT-RAW", "CARD-RAW", "DEVICE-RAW", "raw.person", "TXNID-RAW",
+                         "LISTVAL-RAW", "after-backup"};
+    char live[160];
+    snprintf(live, sizeof live, "%s/data.mdb", f->dir);
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        assert_false(file_contains(live, raw[i]));
+        assert_false(file_contains(path, raw[i]));
+    }
+    /* stored replies (which echo the id) are encrypted at rest */
+    assert_false(file_contains(live, "reply:"));
+
+    /* restore = open the copy as the data directory */
+    f->cfg.dir = f->aux;
+    fx_open(f);
+    set_str(f->txn, RK_F_ACCOUNT, accts[0]);
+    assert_int_equal(peek(f, c, 0, T0 + 40000), 15);
+    set_str(f->txn, RK_F_DEVICE, "DEVICE-RAW-abcdef");
+    assert_int_equal(peek(f, c, 1, T0 + 40000), 3);
+    set_str(f->txn, RK_F_EMAIL, "raw.person@example.com");
+    int64_t sum = 0;
+    for (int i = 0; i < 30; i++)
+        sum += 10 + i;
+    assert_int_equal(peek(f, c, 2, T0 + 40000), sum);
+    assert_int_equal(rk_store_begin(f->w, T0 + 40000), 0);
+    assert_int_equal(rk_recent_check(f->w, "TXNID-RAW-0003", 14, &rp), 0);
+    assert_int_equal(rk_recent_check(f->w, "after-backup", 12, &rp), RK_ENOTFOUND);
+    bool has;
+    assert_int_equal(rk_dlist_has(f->w, "blocked_ips", &ip, &has), 0);
+    assert_true(has);
+    rk_store_abort(f->w);
+    rk_counters_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_sum_distinct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_order_and_too_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_definition_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_dedupe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_full_rerun, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_growth_writemap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_restore_and_no_raw_values, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
