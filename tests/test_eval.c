@@ -49,8 +49,8 @@ static int setup(void **state)
     rk_list_add(l_mccs, "0742", 4);
     rk_list_add(l_mccs, "5967", 4);
     rk_list_add(l_mccs, "-1", 2);
-    lists[0] = (rk_named_list){"high_risk_countries", l_countries};
-    lists[1] = (rk_named_list){"mccs", l_mccs};
+    lists[0] = (rk_named_list){.name = "high_risk_countries", .list = l_countries};
+    lists[1] = (rk_named_list){.name = "mccs", .list = l_mccs};
     env = (rk_expr_env){syms, S__COUNT, lists, 2, "t.yaml", 1, 1, 1};
     return rk_arena_init(&arena, 256);
 }

@@ -46,9 +46,9 @@ static int setup(void **state)
     rk_list_add(l_mccs, "0742", 4);
     rk_list_add(l_mixed, "1", 1);
     rk_list_add(l_mixed, "x", 1);
-    lists[0] = (rk_named_list){"high_risk_countries", l_countries};
-    lists[1] = (rk_named_list){"risky_mccs", l_mccs};
-    lists[2] = (rk_named_list){"mixed", l_mixed};
+    lists[0] = (rk_named_list){.name = "high_risk_countries", .list = l_countries};
+    lists[1] = (rk_named_list){.name = "risky_mccs", .list = l_mccs};
+    lists[2] = (rk_named_list){.name = "mixed", .list = l_mixed};
     env = (rk_expr_env){syms, S__COUNT, lists, 3, "r.yaml", 1, 1, 1};
     return 0;
 }

@@ -67,7 +67,7 @@ static void setup_env(golden *g)
         rk_list *l = rk_list_new();
         for (int m = 0; m < 4 && list_defs[i].members[m]; m++)
             rk_list_add(l, list_defs[i].members[m], strlen(list_defs[i].members[m]));
-        g->lists[i] = (rk_named_list){list_defs[i].name, l};
+        g->lists[i] = (rk_named_list){.name = list_defs[i].name, .list = l};
     }
     g->env = (rk_expr_env){g->syms, NSYMS, g->lists, NLISTS, "expr", 1, 1, 1};
     rk_arena_init(&g->arena, 4096);

@@ -27,8 +27,10 @@ typedef struct rk_sym {
 
 /* A list that `x in @name` may test. */
 typedef struct rk_named_list {
-    const char *name;
-    const rk_list *list;
+    const char *name;     /* list name, without the '@' */
+    const rk_list *list;  /* members of a static list; NULL for a dynamic one */
+    bool dynamic;         /* kept in the store: membership asked of ctx->dyn_has */
+    int dyn_index;        /* dynamic: the index passed to ctx->dyn_has */
 } rk_named_list;
 
 /* What the compiler resolves names against, and where the text sits in its
@@ -66,6 +68,11 @@ rk_type rk_expr_type(const rk_expr *e);
 typedef struct rk_eval_ctx {
     rk_arena *arena;       /* scratch for strings built by lower()/upper(); the caller resets it per request */
     uint64_t arith_errors; /* division/modulo by zero and int64 overflows seen (missing results) */
+    /* Membership of v in dynamic list `list` (rk_named_list.dyn_index): 1 yes,
+     * 0 no, negative when the look-up failed (the test is then unknown).
+     * NULL: every dynamic list is empty (riskctl test, backtest without state). */
+    int (*dyn_has)(void *ud, int list, const rk_value *v);
+    void *dyn_ud;          /* passed to dyn_has */
     rk_value stack[RK_EVAL_STACK]; /* evaluation stack, so evaluation never allocates */
 } rk_eval_ctx;
 

@@ -14,6 +14,7 @@
 #include "proto/txn.h"
 #include "rules/decision.h"
 #include "rules/expr.h"
+#include "state/counters.h"
 
 typedef struct rk_ruleset rk_ruleset;
 
@@ -49,6 +50,30 @@ bool rk_ruleset_rule_shadow(const rk_ruleset *rs, int i);
  * "model.score"); -1 when the rule set has no such name. Used by
  * `riskctl test` to override counter values and the model score. */
 int rk_ruleset_slot(const rk_ruleset *rs, const char *name, rk_type *type);
+
+/* Velocity counters declared in `counters:` (DESIGN.md section 4), or NULL
+ * when there are none. Counter i's value lives in slot
+ * rk_ruleset_counter_base(rs) + i, which the pipeline fills (through
+ * rk_counters_apply) before the rules run. */
+const rk_counters *rk_ruleset_counters(const rk_ruleset *rs);
+int rk_ruleset_counter_base(const rk_ruleset *rs);
+/* Evaluates every counter's `when:` filter over txn: when[i] is true when
+ * counter i has no filter or its filter is true, false when it is false or
+ * unknown. Never allocates. */
+void rk_ruleset_counter_when(const rk_ruleset *rs, const rk_txn *txn, rk_eval_ctx *ctx,
+                             bool *when);
+
+/* Dynamic lists (`{dynamic: true}`), kept in the store and looked up at
+ * evaluation time through rk_eval_ctx.dyn_has with the list's index. */
+typedef struct rk_dynlist_info {
+    const char *name;     /* list name, as in `@name` and `riskctl list add NAME` */
+    int fraud_slot;       /* slot whose value is added on confirmed fraud, or -1 */
+    int64_t fraud_ttl_ms; /* expiry of entries added on fraud; 0 = never */
+} rk_dynlist_info;
+int rk_ruleset_ndynlists(const rk_ruleset *rs);
+const rk_dynlist_info *rk_ruleset_dynlist(const rk_ruleset *rs, int i);
+/* Index of the dynamic list called name, or -1. */
+int rk_ruleset_dynlist_find(const rk_ruleset *rs, const char *name);
 
 /* Evaluates every rule over txn and decides (allow rule > block/review actions
  * and thresholds > allow; shadow rules reported apart). Never fails. */
