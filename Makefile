@@ -1,4 +1,5 @@
 # Thin wrapper over CMake. `make run` and `make test` install what is missing first.
+MAKEFLAGS += --no-print-directory
 JOBS   ?= $(shell nproc)
 CMAKE_FLAGS ?=
 ifneq ($(CI),)
@@ -32,7 +33,7 @@ test: build build-asan
 fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DRK_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
-	@echo "fuzz targets: build-fuzz/fuzz_decode build-fuzz/fuzz_rules (corpus: tests/fuzz/corpus/)"
+	@echo "fuzz targets:" build-fuzz/fuzz_* "(seed corpora in tests/fuzz/corpus/)"
 
 bench: build
 	@bench/run-all build
