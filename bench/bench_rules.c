@@ -2,8 +2,9 @@
  *
  * 1. Rule evaluation: rk_ruleset_eval over a mix of decoded transactions,
  *    reported as ns per decision and ns per rule (decision cost / rule count).
- * 2. The whole in-process pipeline, decode → rules → encode, through
- *    rk_pipeline_run exactly as a worker runs it: median and tail per decision
+ * 2. The whole in-process pipeline, decode → state → rules → encode → record
+ *    and commit, through rk_pipeline_run exactly as a worker runs it, with the
+ *    state store in a temporary directory: median and tail per decision
  *    (DESIGN.md section 8 budget: median ≤ 10 µs).
  * Each figure is the median of several repetitions, so a noisy neighbour on
  * the shared machine moves single repetitions, not the reported number. */
@@ -14,6 +15,7 @@
 #include "engine/pipeline.h"
 #include "lib/arena.h"
 #include "lib/clock.h"
+#include "lib/log.h"
 #include "proto/proto.h"
 #include "rules/ruleset.h"
 
@@ -23,22 +25,26 @@
 int main(int argc, char **argv)
 {
     const char *rules = "rules/default.yaml";
-    int json = 0, iters = 200000;
-    static const struct option lo[] = {{"rules", 1, 0, 'r'}, {"iters", 1, 0, 'i'},
-                                       {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, iters = 200000, writemap = 0;
+    static const struct option lo[] = {{"rules", 1, 0, 'r'},    {"iters", 1, 0, 'i'},
+                                       {"writemap", 0, 0, 'w'}, {"json", 0, 0, 'j'},
+                                       {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
         switch (c) {
         case 'r': rules = optarg; break;
         case 'i': iters = atoi(optarg); break;
         case 'j': json = 1; break;
+        case 'w': writemap = 1; break;
         case 'h':
-            printf("usage: bench_rules [--rules FILE] [--iters N] [--json]\n");
+            printf("usage: bench_rules [--rules FILE] [--iters N] [--writemap] [--json]\n"
+                   "--writemap opens the pipeline's store MDB_WRITEMAP (riskd.yaml writemap).\n");
             return 0;
         default:
             return 2;
         }
     }
 
+    rk_log_set_level(RK_LOG_WARN);
     rk_diag diag;
     rk_ruleset *rs;
     char dbuf[1200];
@@ -81,8 +87,21 @@ int main(int argc, char **argv)
     }
     double per_decision = bench_median(eval_ns, REPS);
 
-    /* The full pipeline through a worker, timed per call. */
-    rk_engine_config cfg = {.rules_path = rules, .max_body = 65536, .fallback = RK_REVIEW};
+    /* The full pipeline through a worker, timed per call: with the state
+     * store (periodic durability, a fresh temporary data directory), every
+     * request a new id, so each one updates the rule set's counters and is
+     * recorded, exactly as in riskd. */
+    char tmpdir[] = "/tmp/rk-bench-rules-XXXXXX";
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    rk_engine_config cfg;
+    rk_engine_config_default(&cfg);
+    cfg.rules_path = rules;
+    cfg.store.dir = tmpdir;
+    cfg.store.sweep_interval_ms = 0;
+    cfg.store.writemap = writemap;
     rk_engine *eng;
     rk_worker *w;
     if (rk_engine_open(&cfg, &eng, &diag) != 0 || rk_worker_new(eng, &w) != 0) {
@@ -92,12 +111,16 @@ int main(int argc, char **argv)
     int npipe = iters / 4;
     int64_t *lat = malloc(sizeof *lat * (size_t)npipe);
     double p50s[REPS], p99s[REPS];
+    msgpack_sbuffer fresh;
+    msgpack_sbuffer_init(&fresh);
+    int seq = NTXN; /* ids past the decoded set's: never a retry */
     for (int r = 0; r < REPS; r++) {
         for (int i = 0; i < npipe; i++) {
             const uint8_t *reply;
-            const msgpack_sbuffer *m = &msgs[i % NTXN];
+            msgpack_sbuffer_clear(&fresh);
+            bench_make_request(&fresh, seq++);
             int64_t t0 = rk_clock_ns();
-            rk_pipeline_run(w, (const uint8_t *)m->data, m->size, false, &reply);
+            rk_pipeline_run(w, (const uint8_t *)fresh.data, fresh.size, false, &reply);
             lat[i] = rk_clock_ns() - t0;
         }
         bench_pct p = bench_percentiles(lat, (size_t)npipe);
@@ -125,8 +148,13 @@ int main(int argc, char **argv)
     }
 
     free(lat);
+    msgpack_sbuffer_destroy(&fresh);
     rk_worker_free(w);
     rk_engine_close(eng);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
     rk_arena_free(&arena);
     rk_ruleset_free(rs);
     for (int i = 0; i < NTXN; i++)

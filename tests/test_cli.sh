@@ -156,6 +156,12 @@ run "$RISKCTL" check $F/bad_yaml.yaml
 rc_is 1
 err_matches "^$F/bad_yaml.yaml:6:[0-9]+: "
 
+t "check a rule file with counters and dynamic lists"
+run "$RISKCTL" check $F/velocity.yaml
+rc_is 0
+out_is "ok: $F/velocity.yaml (cli_velocity@1.0, 5 rules)"
+err_is ""
+
 t "check a missing file"
 run "$RISKCTL" check $F/no_such_rules.yaml
 rc_is 1
@@ -174,6 +180,12 @@ t "test a passing case file"
 run "$RISKCTL" test $F/pass.test.yaml
 rc_is 0
 out_is "6 passed, 0 failed"
+err_is ""
+
+t "test counters and dynamic lists given by the cases"
+run "$RISKCTL" test $F/velocity.test.yaml
+rc_is 0
+out_is "8 passed, 0 failed"
 err_is ""
 
 t "test a failing case file"
@@ -209,6 +221,14 @@ broken_case broken_required.test.yaml \
     "$F/broken_required.test.yaml:4:10: case 'no account': field 'account' is required"
 broken_case broken_counter.test.yaml \
     "$F/broken_counter.test.yaml:5:16: case 'counter the rule set does not have': unknown counter 'acct_txn_1h'"
+broken_case broken_counter_typo.test.yaml \
+    "$F/broken_counter_typo.test.yaml:5:16: case 'misspelt counter': unknown counter 'acct_txn_h1' (did you mean 'acct_txn_1h'?)"
+broken_case broken_list.test.yaml \
+    "$F/broken_list.test.yaml:5:13: case 'misspelt list': unknown dynamic list 'blocked_card' (did you mean 'blocked_cards'?)"
+broken_case broken_static_list.test.yaml \
+    "$F/broken_static_list.test.yaml:5:13: case 'a static list cannot be filled': list 'high_risk_countries' is not dynamic (its members are in the rule file)"
+broken_case broken_list_members.test.yaml \
+    "$F/broken_list_members.test.yaml:5:28: case 'members not in a sequence': list 'blocked_cards' must be a sequence of members, e.g. [tok_1, tok_2]"
 broken_case broken_model.test.yaml \
     "$F/broken_model.test.yaml:5:5: case 'model score without a model': rule set has no model"
 broken_case broken_rules.test.yaml \
@@ -354,6 +374,186 @@ else
         run "$RISKCTL" score --endpoint "$EP" "$TXN"
         rc_is 0
         out_matches '"ruleset": ?"cli_fixture@1.0"'
+    fi
+    kill "$RISKD_PID" 2>/dev/null || true
+    wait "$RISKD_PID" 2>/dev/null || true
+    RISKD_PID=
+fi
+
+# ---------------------------------------------------------------- list, feedback, backup: usage
+
+t "top-level --help lists the state commands"
+run "$RISKCTL" --help
+rc_is 0
+for cmd in list feedback backup; do
+    [[ $OUT == *"  $cmd "* ]] || fail "--help does not list '$cmd'"
+done
+
+for cmd in list feedback backup; do
+    t "$cmd --help"
+    run "$RISKCTL" "$cmd" --help
+    rc_is 0
+    out_matches "^Usage: riskctl $cmd "
+    err_is ""
+done
+
+t "list: no action"
+run "$RISKCTL" list
+rc_is 2
+err_is $'riskctl: list needs an action: add, rm or get\nTry \'riskctl list --help\'.'
+
+t "list: misspelt action"
+run "$RISKCTL" list ad blocked_cards tok
+rc_is 2
+err_is $'riskctl: unknown list action \'ad\' (did you mean \'add\'?)\nTry \'riskctl list --help\'.'
+
+t "list: missing value"
+run "$RISKCTL" list add blocked_cards
+rc_is 2
+err_is $'riskctl: list add needs LIST and VALUE, got 1 argument\nTry \'riskctl list --help\'.'
+
+t "list: bad --ttl"
+run "$RISKCTL" list add blocked_cards tok --ttl 30days
+rc_is 2
+err_is $'riskctl: option \'--ttl\' takes a duration such as 30d (units ms, s, m, h, d), not \'30days\'\nTry \'riskctl list --help\'.'
+
+t "list: --ttl with rm"
+run "$RISKCTL" list rm blocked_cards tok --ttl 1d
+rc_is 2
+err_is $'riskctl: option \'--ttl\' applies to \'list add\' only\nTry \'riskctl list --help\'.'
+
+t "feedback: bad label"
+run "$RISKCTL" feedback t1 chargeback
+rc_is 2
+err_is $'riskctl: the label must be fraud or legit, not \'chargeback\'\nTry \'riskctl feedback --help\'.'
+
+t "feedback: missing label"
+run "$RISKCTL" feedback t1
+rc_is 2
+err_matches "^riskctl: feedback needs a transaction ID and a label"
+
+t "backup: no directory"
+run "$RISKCTL" backup
+rc_is 2
+err_matches "^riskctl: backup needs one directory, got 0 arguments"
+
+t "list: nothing listening"
+run "$RISKCTL" list get blocked_cards tok --admin "ipc://$TMP/nobody.sock" --timeout 300
+rc_is 1
+out_is ""
+err_is "riskctl: no reply from ipc://$TMP/nobody.sock within 300 ms (is riskd running?)"
+
+# ---------------------------------------------------------------- list, feedback, backup: live
+
+if [[ -x $RISKD ]] && "$RISKD" --help >/dev/null 2>&1; then
+    PORT=$(free_port)
+    EP="tcp://127.0.0.1:$PORT"
+    ADMIN="ipc://$TMP/state-admin.sock"
+    cat >"$TMP/state.yaml" <<'EOF_RULES'
+ruleset: cli_state
+version: "1"
+lists:
+  blocked_cards: {dynamic: true, add_on_fraud: card, ttl: 30d}
+counters:
+  card_fraud_90d: {by: card, window: 90d, feedback: fraud}
+rules:
+  - id: blocked_card
+    when: card in @blocked_cards
+    action: block
+EOF_RULES
+    "$RISKD" --rules "$TMP/state.yaml" --data-dir "$TMP/state-data" --endpoint "$EP" \
+        --admin-endpoint "$ADMIN" --workers 1 2>"$TMP/state-riskd.log" &
+    RISKD_PID=$!
+    up=
+    for _ in $(seq 100); do
+        if "$RISKCTL" ping --endpoint "$EP" --timeout 200 >/dev/null 2>&1; then
+            up=1
+            break
+        fi
+        kill -0 "$RISKD_PID" 2>/dev/null || break
+    done
+    t "live state: riskd comes up"
+    if [[ -z $up ]]; then
+        OUT=""
+        ERR=$(cat "$TMP/state-riskd.log")
+        fail "riskd did not answer a ping"
+    else
+        export RISKD_ADMIN="$ADMIN"
+        t "live state: list add"
+        run "$RISKCTL" list add blocked_cards tok_4242 --ttl 30d
+        rc_is 0
+        out_matches "^added 'tok_4242' to blocked_cards \(expires 20[0-9-]+T[0-9:]+Z\)$"
+
+        t "live state: list get, present"
+        run "$RISKCTL" list get blocked_cards tok_4242
+        rc_is 0
+        out_matches "^'tok_4242' is on blocked_cards \(added 20.*Z, expires 20.*Z\)$"
+
+        t "live state: the list applies to the next request"
+        run "$RISKCTL" score --endpoint "$EP" '{"id": "s1", "account": "a1", "amount": 5, "card": "tok_4242"}'
+        rc_is 0
+        out_matches '"decision": ?"block"'
+
+        t "live state: list rm, then get says absent"
+        run "$RISKCTL" list rm blocked_cards tok_4242
+        rc_is 0
+        out_is "removed 'tok_4242' from blocked_cards"
+        run "$RISKCTL" list get blocked_cards tok_4242
+        rc_is 1
+        out_is "'tok_4242' is not on blocked_cards"
+        err_is ""
+
+        t "live state: list rm of an absent value fails"
+        run "$RISKCTL" list rm blocked_cards tok_4242
+        rc_is 1
+        out_is ""
+        err_is "riskctl: 'tok_4242' was not on blocked_cards"
+
+        t "live state: list add without --ttl never expires"
+        run "$RISKCTL" list add blocked_cards tok_5555
+        rc_is 0
+        out_is "added 'tok_5555' to blocked_cards (never expires)"
+
+        t "live state: unknown list"
+        run "$RISKCTL" list add blocked_card tok_1
+        rc_is 1
+        err_is "riskctl: list add: field 'list': unknown dynamic list 'blocked_card' (did you mean 'blocked_cards'?)"
+
+        t "live state: feedback"
+        run "$RISKCTL" score --endpoint "$EP" '{"id": "s2", "account": "a1", "amount": 5, "card": "tok_7777"}'
+        out_matches '"decision": ?"allow"'
+        run "$RISKCTL" feedback s2 fraud
+        rc_is 0
+        out_is "recorded fraud for s2: 1 counter update, 1 list entry added"
+        run "$RISKCTL" list get blocked_cards tok_7777
+        rc_is 0
+
+        t "live state: feedback for an unknown id"
+        run "$RISKCTL" feedback nope legit
+        rc_is 1
+        out_is ""
+        err_is "riskctl: feedback failed: unknown transaction id 'nope'"
+
+        t "live state: backup into a relative directory"
+        RISKCTL_ABS=$(realpath "$RISKCTL")
+        pushd "$TMP" >/dev/null
+        run "$RISKCTL_ABS" backup bk1
+        popd >/dev/null
+        rc_is 0
+        out_is "backup written to $TMP/bk1 (restore: riskd --data-dir $TMP/bk1)"
+        [[ -f $TMP/bk1/data.mdb && -f $TMP/bk1/secret ]] || fail "no data.mdb and secret in the backup"
+
+        t "live state: backup refuses a directory that holds a store"
+        run "$RISKCTL" backup "$TMP/bk1"
+        rc_is 1
+        err_is "riskctl: backup failed: field 'dir': '$TMP/bk1' already holds a store or a secret"
+
+        t "live state: stats show the store"
+        run "$RISKCTL" stats --json
+        rc_is 0
+        out_matches '"store": ?\{"durability": ?"periodic"'
+        out_matches '"entries_lists": ?2'
+        unset RISKD_ADMIN
     fi
     kill "$RISKD_PID" 2>/dev/null || true
     wait "$RISKD_PID" 2>/dev/null || true

@@ -1,5 +1,6 @@
 /* riskd.yaml and the command line: defaults, file settings, relative paths,
- * command-line overrides, and the exact `file:line:col` of every diagnostic. */
+ * command-line overrides, the state store settings handed to the engine, and
+ * the exact `file:line:col` of every diagnostic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,6 +65,45 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_inflight, 10000);
     assert_int_equal(c.fallback, RK_REVIEW);
     assert_int_equal(c.log_level, RK_LOG_INFO);
+    assert_int_equal(c.durability, RK_DUR_PERIODIC);
+    assert_int_equal(c.sync_interval_ms, 1000);
+    assert_int_equal(c.map_size, 64u << 20);
+    assert_int_equal(c.retry_window_ms, 24LL * 3600 * 1000);
+    assert_int_equal(c.keep_decisions_ms, 0);
+    assert_int_equal(c.sweep_interval_ms, 60000);
+    rk_store_config sc;
+    rk_config_store(&c, &sc);
+    assert_string_equal(sc.dir, "var/");
+    assert_int_equal(sc.dedupe_ttl_ms, 24LL * 3600 * 1000);
+    assert_int_equal(sc.recent_ttl_ms, 24LL * 3600 * 1000); /* keep_decisions = retry_window */
+    assert_int_equal(sc.map_max, (size_t)1 << 40);
+}
+
+static void test_store_settings(void **state)
+{
+    const char *path = write_file("store.yaml", "durability: strict\n"
+                                                "sync_interval_ms: 250\n"
+                                                "map_size_mb: 16\n"
+                                                "map_max_mb: 1024\n"
+                                                "keep_decisions: 90d\n"
+                                                "retry_window: 12h\n"
+                                                "sweep_interval_ms: 0\n"
+                                                "writemap: true\n");
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, path, &d), 0);
+    rk_store_config sc;
+    rk_config_store(&c, &sc);
+    assert_int_equal(sc.durability, RK_DUR_STRICT);
+    assert_int_equal(sc.sync_interval_ms, 250);
+    assert_int_equal(sc.map_size, 16u << 20);
+    assert_int_equal(sc.map_max, 1024u << 20);
+    assert_int_equal(sc.dedupe_ttl_ms, 12LL * 3600 * 1000);
+    assert_int_equal(sc.recent_ttl_ms, 90LL * 24 * 3600 * 1000);
+    assert_int_equal(sc.sweep_interval_ms, 0);
+    assert_true(sc.writemap);
+    assert_string_equal(sc.dir, c.data_dir);
 }
 
 static void test_file_settings(void **state)
@@ -130,6 +170,32 @@ static void test_diagnostics(void **state)
         {"endpoint:\n  - a\n", RK_ETYPE, "2:3: 'endpoint' must be a single value, got a list"},
         {"workers: 2\nworkers: 3\n", RK_EPARSE, "2:1: duplicate key 'workers'"},
         {"- a\n", RK_EPARSE, "1:1: expected a mapping of settings (key: value)"},
+        {"durability: fsync\n", RK_ETYPE,
+         "1:13: 'durability' must be periodic or strict, got 'fsync'"},
+        {"durabilty: strict\n", RK_EPARSE,
+         "1:1: unknown key 'durabilty' (did you mean 'durability'?)"},
+        {"sync_interval_ms: 0\n", RK_ETYPE,
+         "1:19: 'sync_interval_ms' must be milliseconds from 1 to 3600000, got '0'"},
+        {"map_size_mb: 64MB\n", RK_ETYPE,
+         "1:14: 'map_size_mb' must be megabytes from 1 to 1048576, got '64MB'"},
+        {"map_max_mb: 0\n", RK_ETYPE,
+         "1:13: 'map_max_mb' must be megabytes from 1 to 1048576, got '0'"},
+        {"retry_window: 24\n", RK_ETYPE,
+         "1:15: 'retry_window' must be a duration from 1s to 3650d, such as 24h or 90d, got '24'"},
+        {"retry_window: 1.5h\n", RK_ETYPE,
+         "1:15: 'retry_window' must be a duration from 1s to 3650d, such as 24h or 90d, got "
+         "'1.5h'"},
+        {"keep_decisions: 500ms\n", RK_ETYPE,
+         "1:17: 'keep_decisions' must be a duration from 1s to 3650d, such as 24h or 90d, got "
+         "'500ms'"},
+        {"keep_decisions: 1h\nretry_window: 2h\n", RK_ETYPE,
+         "1:17: 'keep_decisions' must be at least retry_window (2h), got '1h'"},
+        {"retry_window: 48h\nkeep_decisions: 1d\n", RK_ETYPE,
+         "2:17: 'keep_decisions' must be at least retry_window (2d), got '1d'"},
+        {"writemap: yes\n", RK_ETYPE, "1:11: 'writemap' must be true or false, got 'yes'"},
+        {"sweep_interval_ms: -1\n", RK_ETYPE,
+         "1:20: 'sweep_interval_ms' must be milliseconds from 0 (no sweeper) to 86400000, got "
+         "'-1'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = write_file("bad.yaml", cases[i].text);
@@ -206,6 +272,20 @@ static void test_command_line(void **state)
 
     assert_int_equal(args(&c, &help, &d, 1, "--bogus"), RK_EINVAL);
     assert_string_equal(diag_text(&d), "unknown option '--bogus' (try --help)");
+    assert_int_equal(args(&c, &help, &d, 2, "--durability", "strict"), 0);
+    assert_int_equal(c.durability, RK_DUR_STRICT);
+    assert_int_equal(args(&c, &help, &d, 1, "--durability=periodic"), 0);
+    assert_int_equal(c.durability, RK_DUR_PERIODIC);
+    assert_int_equal(args(&c, &help, &d, 2, "--durability", "paranoid"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "--durability: expected periodic or strict, got 'paranoid'");
+    /* strict durability wants more threads unless workers is given */
+    assert_int_equal(args(&c, &help, &d, 2, "--durability", "strict"), 0);
+    assert_int_equal(c.workers, RK_STRICT_WORKERS);
+    assert_int_equal(args(&c, &help, &d, 4, "--durability", "strict", "--workers", "3"), 0);
+    assert_int_equal(c.workers, 3);
+    /* store tuning is file-only */
+    assert_int_equal(args(&c, &help, &d, 2, "--retry-window", "1h"), RK_EINVAL);
+    assert_string_equal(diag_text(&d), "unknown option '--retry-window' (try --help)");
     assert_int_equal(args(&c, &help, &d, 2, "--workers", "many"), RK_EINVAL);
     assert_string_equal(diag_text(&d), "--workers: expected an integer from 1 to 256, got 'many'");
     assert_int_equal(args(&c, &help, &d, 1, "--rules"), RK_EINVAL);
@@ -234,6 +314,7 @@ static void test_prepare_creates_dirs(void **state)
     snprintf(p, sizeof p, "%s/data/deep", tmpdir);
     assert_int_equal(stat(p, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700); /* it will hold the store's secret */
     snprintf(p, sizeof p, "%s/run/sub", tmpdir);
     assert_int_equal(stat(p, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
@@ -256,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_store_settings),
         cmocka_unit_test(test_file_settings),
         cmocka_unit_test(test_empty_and_null_values),
         cmocka_unit_test(test_diagnostics),

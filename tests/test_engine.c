@@ -1,8 +1,15 @@
 /* The engine and the pipeline, in-process: score decisions and reasons, ping,
  * admin-only ops refused on the gateway side, malformed input, too_large,
  * reload (success, failure, snapshots held across a swap, reloads racing with
- * scoring), and the stats map. Requests are built with msgpack-c's packer and
- * replies read back with its unpacker, as a gateway would. */
+ * scoring), and the stats map. Then the state store through the pipeline:
+ * velocity counters, retries answered from the store, dynamic lists and their
+ * expiry, feedback, counter definitions changing on reload, the degraded
+ * fallback when the store fails, no raw identifier in the data file, and
+ * identical counter values between a live run and a replay of its traffic.
+ * Requests are built with msgpack-c's packer and replies read back with its
+ * unpacker, as a gateway would. Every engine has its own temporary data
+ * directory and an injected wall clock, so list expiry and the retry window
+ * are tested without sleeping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +27,7 @@
 
 #include "engine/engine.h"
 #include "engine/pipeline.h"
+#include "lib/clock.h"
 #include "engine/snapshot.h"
 #include "engine/stats.h"
 #include "lib/err.h"
@@ -27,6 +35,15 @@
 
 static char tmpdir[256];
 static char rules_path[512];
+
+#define HOUR_MS (3600LL * 1000)
+#define T0 1795000000000LL /* event and wall time the state tests start at */
+static int64_t test_now = T0; /* the engines' wall clock */
+
+static int64_t test_clock(void)
+{
+    return test_now;
+}
 
 /* The rule set of most tests: version 1. */
 static const char *const RULES_V1 =
@@ -94,47 +111,72 @@ typedef struct fixture {
     rk_engine *e;           /* over rules_path */
     rk_worker *w;           /* the test's one thread of scoring */
     msgpack_unpacked reply; /* the last reply, decoded */
+    char data[300];         /* the engine's data directory */
 } fixture;
 
-static int open_fixture(void **state, size_t max_body)
+/* An engine over rules_path with its store in tmpdir/NAME. map_max 0: the
+ * default (the map grows freely). Returns 0, or -1 after printing why. */
+static int engine_open(fixture *fx, const char *name, size_t max_body, size_t map_max)
 {
-    rk_log_set_level(RK_LOG_ERROR + 1); /* quiet: reload logs are expected here */
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rk_test_engine_XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    snprintf(rules_path, sizeof rules_path, "%s/rules.yaml", tmpdir);
-    write_rules(RULES_V1);
-    fixture *fx = calloc(1, sizeof *fx);
-    rk_engine_config cfg = {.rules_path = rules_path, .max_body = max_body, .fallback = RK_REVIEW};
+    snprintf(fx->data, sizeof fx->data, "%s/%s", tmpdir, name);
+    rk_engine_config cfg;
+    rk_engine_config_default(&cfg);
+    cfg.rules_path = rules_path;
+    cfg.max_body = max_body;
+    cfg.store.dir = fx->data;
+    cfg.store.sweep_interval_ms = 0;
+    cfg.clock_ms = test_clock;
+    if (map_max) {
+        cfg.store.map_size = cfg.store.map_max = map_max;
+        cfg.store.grow_headroom_pct = 0;
+    }
     rk_diag d;
     if (rk_engine_open(&cfg, &fx->e, &d) < 0) {
         char buf[1200];
         fprintf(stderr, "rk_engine_open: %s\n", rk_diag_format(&d, buf, sizeof buf));
         return -1;
     }
-    if (rk_worker_new(fx->e, &fx->w) < 0)
+    return rk_worker_new(fx->e, &fx->w) < 0 ? -1 : 0;
+}
+
+static void engine_close(fixture *fx)
+{
+    rk_worker_free(fx->w);
+    rk_engine_close(fx->e);
+    fx->w = NULL;
+    fx->e = NULL;
+}
+
+static int open_fixture(void **state, const char *rules, size_t max_body, size_t map_max)
+{
+    rk_log_set_level(RK_LOG_ERROR + 1); /* quiet: reload and store errors are expected here */
+    test_now = T0;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rk_test_engine_XXXXXX");
+    if (!mkdtemp(tmpdir))
         return -1;
+    snprintf(rules_path, sizeof rules_path, "%s/rules.yaml", tmpdir);
+    write_rules(rules);
+    fixture *fx = calloc(1, sizeof *fx);
     msgpack_unpacked_init(&fx->reply);
     *state = fx;
-    return 0;
+    return engine_open(fx, "data", max_body, map_max);
 }
 
 static int setup(void **state)
 {
-    return open_fixture(state, 0);
+    return open_fixture(state, RULES_V1, 0, 0);
 }
 
 static int setup_small(void **state)
 {
-    return open_fixture(state, 256);
+    return open_fixture(state, RULES_V1, 256, 0);
 }
 
 static int teardown(void **state)
 {
     fixture *fx = *state;
     msgpack_unpacked_destroy(&fx->reply);
-    rk_worker_free(fx->w);
-    rk_engine_close(fx->e);
+    engine_close(fx);
     free(fx);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
@@ -496,9 +538,10 @@ static void test_stats_map(void **state)
     msgpack_sbuffer sb;
     build_op(&sb, "stats");
     const msgpack_object *r = run(fx, &sb, true);
-    static const char *const keys[] = {"ruleset", "uptime_s", "workers", "inflight", "requests",
-                                       "decisions", "degraded", "errors", "arith_errors",
-                                       "reloads", "rules", "shadow_rules"};
+    static const char *const keys[] = {"ruleset", "uptime_s",  "workers", "inflight",
+                                       "requests", "decisions", "degraded", "replayed",
+                                       "errors",  "arith_errors", "reloads", "store",
+                                       "rules",   "shadow_rules"};
     assert_int_equal(r->via.map.size, sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!get(r, keys[i]))
@@ -529,6 +572,22 @@ static void test_stats_map(void **state)
     assert_int_equal(shadow->via.map.size, 1);
     assert_int_equal(uint_of(get(shadow, "small_candidate")), 1);
     assert_int_equal(get(get(r, "reloads"), "last_error")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(uint_of(get(r, "replayed")), 0);
+    const msgpack_object *st = get(r, "store");
+    assert_str(get(st, "durability"), "periodic");
+    static const char *const store_keys[] = {
+        "file_bytes",      "map_bytes",      "used_bytes",   "entries_counters",
+        "entries_lists",   "entries_recent", "entries_meta", "commits",
+        "aborts",          "syncs",          "durable_commits", "map_growths",
+        "txn_replays",     "sweeps",         "swept_counters", "swept_lists",
+        "swept_recent",    "store_errors",   "page_size"};
+    assert_int_equal(st->via.map.size, 1 + sizeof store_keys / sizeof store_keys[0]);
+    for (size_t i = 0; i < sizeof store_keys / sizeof store_keys[0]; i++)
+        (void)uint_of(get(st, store_keys[i]));
+    assert_int_equal(uint_of(get(st, "entries_recent")), 3); /* the three decisions */
+    assert_int_equal(uint_of(get(st, "entries_meta")), 2);
+    assert_true(uint_of(get(st, "commits")) >= 3);
+    assert_int_equal(uint_of(get(st, "store_errors")), 0);
 }
 
 /* A snapshot someone holds outlives a reload; the cell hands the new one out. */
@@ -608,7 +667,12 @@ static void test_open_failure(void **state)
     FILE *f = fopen(path, "w");
     fputs(RULES_BROKEN, f);
     fclose(f);
-    rk_engine_config cfg = {.rules_path = path};
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", dir);
+    rk_engine_config cfg;
+    rk_engine_config_default(&cfg);
+    cfg.rules_path = path;
+    cfg.store.dir = data;
     rk_engine *e = NULL;
     rk_diag d;
     assert_true(rk_engine_open(&cfg, &e, &d) < 0);
@@ -618,8 +682,517 @@ static void test_open_failure(void **state)
     assert_int_equal(d.col, 11);
     cfg.rules_path = "/nonexistent/rules.yaml";
     assert_int_equal(rk_engine_open(&cfg, &e, &d), RK_EIO);
-    unlink(path);
-    rmdir(dir);
+    /* a good rule file, but no data directory; one that cannot be created */
+    snprintf(path, sizeof path, "%s/good.yaml", dir);
+    f = fopen(path, "w");
+    fputs(RULES_V2, f);
+    fclose(f);
+    cfg.rules_path = path;
+    cfg.store.dir = NULL;
+    assert_int_equal(rk_engine_open(&cfg, &e, &d), RK_EINVAL);
+    assert_string_equal(d.msg, "no data directory configured");
+    cfg.store.dir = "/proc/riskd-cannot-be-here";
+    assert_true(rk_engine_open(&cfg, &e, &d) < 0);
+    assert_string_equal(d.file, "/proc/riskd-cannot-be-here");
+    assert_non_null(strstr(d.msg, "cannot open the state store"));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- the state store through the pipeline ------------------------------------ */
+
+/* A rule set with velocity counters and dynamic lists whose score reveals the
+ * counters: bit b of counter k's value (mod 256) adds 2^(8k + b), so
+ * score = acct_n + 256 * acct_amt + 65536 * dev_cards (each mod 256). */
+static const char *state_rules(const char *acct_window)
+{
+    static char buf[8192];
+    static const char *const bits[] = {"acct_n", "acct_amt", "dev_cards"};
+    int n = snprintf(buf, sizeof buf,
+                     "ruleset: state\n"
+                     "version: \"%s\"\n"
+                     "lists:\n"
+                     "  blocked_cards: {dynamic: true, add_on_fraud: card, ttl: 30d}\n"
+                     "  watch_devices: {dynamic: true}\n"
+                     "counters:\n"
+                     "  acct_n: {by: account, window: %s}\n"
+                     "  acct_amt: {by: account, window: 24h, sum: amount}\n"
+                     "  dev_cards: {by: device, window: 24h, distinct: card}\n"
+                     "  card_fraud_90d: {by: card, window: 90d, feedback: fraud}\n"
+                     "rules:\n"
+                     "  - id: blocked_card\n"
+                     "    when: card in @blocked_cards\n"
+                     "    action: block\n"
+                     "  - id: watched_device\n"
+                     "    when: device in @watch_devices\n"
+                     "    action: review\n"
+                     "  - id: known_fraud_card\n"
+                     "    when: card_fraud_90d >= 1\n"
+                     "    action: block\n",
+                     acct_window, acct_window);
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 8; b++)
+            n += snprintf(buf + n, sizeof buf - (size_t)n,
+                          "  - id: %s_bit%d\n"
+                          "    when: %s %% %d >= %d\n"
+                          "    score: %d\n",
+                          bits[k], b, bits[k], 2 << b, 1 << b, 1 << (8 * k + b));
+    assert_true((size_t)n < sizeof buf);
+    return buf;
+}
+
+static int setup_state(void **state)
+{
+    return open_fixture(state, state_rules("1h"), 0, 0);
+}
+
+/* A tiny map that cannot grow: the store fails once it is full. */
+static int setup_state_tiny(void **state)
+{
+    return open_fixture(state, state_rules("1h"), 0, 64 * 1024);
+}
+
+/* One score request of the state tests; NULL strings and ts < 0 are left out. */
+typedef struct sreq {
+    const char *id, *account, *card, *device;
+    int64_t amount, ts;
+} sreq;
+
+static void build_sreq(msgpack_sbuffer *sb, const sreq *q)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3 + (q->card != NULL) + (q->device != NULL) + (q->ts >= 0));
+    pk_str(&pk, "id");
+    pk_str(&pk, q->id);
+    pk_str(&pk, "account");
+    pk_str(&pk, q->account);
+    pk_str(&pk, "amount");
+    msgpack_pack_int64(&pk, q->amount);
+    if (q->card) {
+        pk_str(&pk, "card");
+        pk_str(&pk, q->card);
+    }
+    if (q->device) {
+        pk_str(&pk, "device");
+        pk_str(&pk, q->device);
+    }
+    if (q->ts >= 0) {
+        pk_str(&pk, "ts");
+        msgpack_pack_int64(&pk, q->ts);
+    }
+}
+
+static const msgpack_object *sscore(fixture *fx, sreq q)
+{
+    msgpack_sbuffer sb;
+    build_sreq(&sb, &q);
+    return run(fx, &sb, false);
+}
+
+/* The counter values the score encodes. */
+typedef struct cvals {
+    int n, amt, cards;
+} cvals;
+
+static cvals counters_of(const msgpack_object *r)
+{
+    const msgpack_object *sc = get(r, "score");
+    assert_non_null(sc);
+    assert_int_equal(sc->type, MSGPACK_OBJECT_FLOAT64);
+    int64_t v = (int64_t)sc->via.f64;
+    return (cvals){(int)(v & 255), (int)(v >> 8 & 255), (int)(v >> 16 & 255)};
+}
+
+static void assert_counters(const msgpack_object *r, int n, int amt, int cards)
+{
+    cvals c = counters_of(r);
+    if (c.n != n || c.amt != amt || c.cards != cards)
+        fail_msg("counters n=%d amt=%d cards=%d, expected %d %d %d", c.n, c.amt, c.cards, n, amt,
+                 cards);
+}
+
+/* An admin op with string arguments: key, value, ..., NULL. */
+static const msgpack_object *admin(fixture *fx, const char *op, ...)
+{
+    const char *kv[16];
+    int n = 0;
+    va_list ap;
+    va_start(ap, op);
+    for (const char *k; n < 16 && (k = va_arg(ap, const char *));)
+        kv[n++] = k;
+    va_end(ap);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + (size_t)n / 2);
+    pk_str(&pk, "op");
+    pk_str(&pk, op);
+    for (int i = 0; i + 1 < n; i += 2) {
+        pk_str(&pk, kv[i]);
+        pk_str(&pk, kv[i + 1]);
+    }
+    return run(fx, &sb, true);
+}
+
+static bool bool_of(const msgpack_object *o)
+{
+    assert_non_null(o);
+    assert_int_equal(o->type, MSGPACK_OBJECT_BOOLEAN);
+    return o->via.boolean;
+}
+
+static bool has_reason(const msgpack_object *r, const char *id)
+{
+    const msgpack_object *a = get(r, "reasons");
+    for (uint32_t i = 0; a && i < a->via.array.size; i++)
+        if (str_is(&a->via.array.ptr[i], id))
+            return true;
+    return false;
+}
+
+static void test_counters_through_pipeline(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r;
+    r = sscore(fx, (sreq){"c1", "A", "card1", "dev1", 5, T0});
+    assert_counters(r, 1, 5, 1);
+    r = sscore(fx, (sreq){"c2", "A", "card2", "dev1", 7, T0 + 1000});
+    assert_counters(r, 2, 12, 2);
+    r = sscore(fx, (sreq){"c3", "A", "card1", "dev1", 11, T0 + 2000});
+    assert_counters(r, 3, 23, 2);
+    assert_str(get(r, "decision"), "allow");
+    /* another account and device: counted apart */
+    r = sscore(fx, (sreq){"c4", "B", "card1", "dev2", 1, T0 + 2000});
+    assert_counters(r, 1, 1, 1);
+    /* no device: dev_cards is missing (its bit rules are unknown), the rest counts */
+    r = sscore(fx, (sreq){"c5", "A", "card3", NULL, 2, T0 + 3000});
+    assert_counters(r, 4, 25, 0);
+    /* an out-of-order event inside the window counts */
+    r = sscore(fx, (sreq){"c6", "A", "card3", "dev1", 1, T0 - 60000});
+    assert_counters(r, 5, 26, 3);
+    /* two hours on: the 1h window has moved past A's events, the 24h one not */
+    r = sscore(fx, (sreq){"c7", "A", "card1", "dev1", 4, T0 + 2 * HOUR_MS});
+    assert_counters(r, 1, 30, 3);
+    /* an event older than the window (relative to the newest) counts nothing
+     * and sees the window ending at the newest event */
+    r = sscore(fx, (sreq){"c8", "A", "card9", "dev1", 100, T0 - 2 * HOUR_MS});
+    assert_counters(r, 1, 130, 4);
+}
+
+static void test_retry_is_replayed(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = sscore(fx, (sreq){"r1", "A", "card1", "dev1", 5, T0});
+    assert_counters(r, 1, 5, 1);
+    assert_null(get(r, "replayed"));
+    uint64_t took = uint_of(get(r, "took_us"));
+
+    /* the retry: the stored reply, replayed: true, and no counter moves */
+    r = sscore(fx, (sreq){"r1", "A", "card1", "dev1", 5, T0});
+    assert_counters(r, 1, 5, 1);
+    assert_true(bool_of(get(r, "replayed")));
+    assert_str(get(r, "id"), "r1");
+    assert_str(get(r, "ruleset"), "state@1h");
+    assert_int_equal(uint_of(get(r, "took_us")), took); /* byte for byte the first reply */
+    assert_null(get(r, "degraded"));
+    /* the id alone identifies the transaction: other fields do not matter */
+    r = sscore(fx, (sreq){"r1", "A", "card7", "dev7", 999, T0 + 5000});
+    assert_counters(r, 1, 5, 1);
+    assert_true(bool_of(get(r, "replayed")));
+
+    r = sscore(fx, (sreq){"r2", "A", "card1", "dev1", 5, T0 + 1000});
+    assert_counters(r, 2, 10, 1);
+    assert_int_equal(rk_stats_replayed(rk_engine_stats(fx->e)), 2);
+
+    /* past the retry window (24 h of wall time) the id is a new transaction */
+    test_now += 25 * HOUR_MS;
+    r = sscore(fx, (sreq){"r1", "A", "card1", "dev1", 5, T0 + 2000});
+    assert_null(get(r, "replayed"));
+    assert_counters(r, 3, 15, 1);
+    /* and its retry replays the new decision */
+    r = sscore(fx, (sreq){"r1", "A", "card1", "dev1", 5, T0 + 2000});
+    assert_true(bool_of(get(r, "replayed")));
+    assert_counters(r, 3, 15, 1);
+}
+
+static void test_dynamic_lists(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = sscore(fx, (sreq){"l1", "A", "card9", "dev1", 5, T0});
+    assert_str(get(r, "decision"), "allow");
+
+    r = admin(fx, "list_add", "list", "blocked_cards", "value", "card9", "ttl", "1h", NULL);
+    assert_true(bool_of(get(r, "ok")));
+    assert_str(get(r, "list"), "blocked_cards");
+    assert_int_equal(uint_of(get(r, "expires_ms")), test_now + HOUR_MS);
+    /* effective for the very next request */
+    r = sscore(fx, (sreq){"l2", "A", "card9", "dev1", 5, T0 + 1000});
+    assert_str(get(r, "decision"), "block");
+    assert_true(has_reason(r, "blocked_card"));
+    r = admin(fx, "list_get", "list", "blocked_cards", "value", "card9", NULL);
+    assert_true(bool_of(get(r, "present")));
+    assert_str(get(r, "value"), "card9");
+    assert_int_equal(uint_of(get(r, "added_ms")), test_now);
+    assert_int_equal(uint_of(get(r, "expires_ms")), test_now + HOUR_MS);
+
+    /* expiry by TTL, judged by the wall clock */
+    test_now += HOUR_MS;
+    r = sscore(fx, (sreq){"l3", "A", "card9", "dev1", 5, T0 + 2000});
+    assert_str(get(r, "decision"), "allow");
+    r = admin(fx, "list_get", "list", "blocked_cards", "value", "card9", NULL);
+    assert_false(bool_of(get(r, "present")));
+    assert_int_equal(get(r, "expires_ms")->type, MSGPACK_OBJECT_NIL);
+
+    /* no ttl: never expires; rm takes it off at once */
+    r = admin(fx, "list_add", "list", "watch_devices", "value", "dev1", NULL);
+    assert_int_equal(get(r, "expires_ms")->type, MSGPACK_OBJECT_NIL);
+    test_now += 1000 * 24 * HOUR_MS;
+    r = sscore(fx, (sreq){"l4", "A", "card1", "dev1", 5, T0 + 3000});
+    assert_str(get(r, "decision"), "review");
+    assert_true(has_reason(r, "watched_device"));
+    r = admin(fx, "list_rm", "list", "watch_devices", "value", "dev1", NULL);
+    assert_true(bool_of(get(r, "removed")));
+    r = admin(fx, "list_rm", "list", "watch_devices", "value", "dev1", NULL);
+    assert_false(bool_of(get(r, "removed")));
+    r = sscore(fx, (sreq){"l5", "A", "card1", "dev1", 5, T0 + 4000});
+    assert_str(get(r, "decision"), "allow");
+
+    /* argument errors name the field */
+    assert_error(admin(fx, "list_add", "list", "blocked_crds", "value", "x", NULL), "bad_request",
+                 "field 'list': unknown dynamic list 'blocked_crds' (did you mean "
+                 "'blocked_cards'?)");
+    assert_error(admin(fx, "list_add", "list", "nothing_like_it", "value", "x", NULL),
+                 "bad_request",
+                 "field 'list': unknown dynamic list 'nothing_like_it' (rule set state@1h has: "
+                 "blocked_cards, ...)");
+    assert_error(admin(fx, "list_add", "value", "x", NULL), "bad_request",
+                 "field 'list' is required");
+    assert_error(admin(fx, "list_get", "list", "blocked_cards", NULL), "bad_request",
+                 "field 'value' is required");
+    assert_error(admin(fx, "list_add", "list", "blocked_cards", "value", "x", "ttl", "soon", NULL),
+                 "bad_request",
+                 "field 'ttl': expected a duration such as \"30d\" (units ms, s, m, h, d), got "
+                 "'soon'");
+    /* and the gateway endpoint refuses them */
+    msgpack_sbuffer sb;
+    build_op(&sb, "list_add");
+    assert_error(run(fx, &sb, false), "unsupported",
+                 "op 'list_add' is only accepted on the admin endpoint");
+}
+
+static void test_feedback(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = sscore(fx, (sreq){"f1", "A", "cardF", "dev1", 5, T0});
+    assert_str(get(r, "decision"), "allow");
+
+    r = admin(fx, "feedback", "id", "nope", "label", "fraud", NULL);
+    assert_error(r, "bad_request", "unknown transaction id 'nope'");
+    assert_str(get(r, "id"), "nope");
+    assert_error(admin(fx, "feedback", "id", "f1", "label", "maybe", NULL), "bad_request",
+                 "field 'label': expected \"fraud\" or \"legit\", got 'maybe'");
+    assert_error(admin(fx, "feedback", "label", "fraud", NULL), "bad_request",
+                 "field 'id' is required");
+
+    r = admin(fx, "feedback", "id", "f1", "label", "fraud", NULL);
+    assert_true(bool_of(get(r, "ok")));
+    assert_int_equal(uint_of(get(r, "counters_updated")), 1); /* card_fraud_90d */
+    assert_int_equal(uint_of(get(r, "lists_updated")), 1);    /* blocked_cards gets cardF */
+    r = admin(fx, "list_get", "list", "blocked_cards", "value", "cardF", NULL);
+    assert_true(bool_of(get(r, "present")));
+    assert_int_equal(uint_of(get(r, "expires_ms")), test_now + 30 * 24 * HOUR_MS);
+
+    /* the card is now blocked by the list and by the feedback counter */
+    r = sscore(fx, (sreq){"f2", "B", "cardF", "dev2", 5, T0 + 1000});
+    assert_str(get(r, "decision"), "block");
+    assert_true(has_reason(r, "blocked_card"));
+    assert_true(has_reason(r, "known_fraud_card"));
+
+    /* the same label again changes nothing */
+    r = admin(fx, "feedback", "id", "f1", "label", "fraud", NULL);
+    assert_int_equal(uint_of(get(r, "counters_updated")), 0);
+    assert_int_equal(uint_of(get(r, "lists_updated")), 0);
+    /* legit takes the fraud count back; the list entry stays (riskctl list rm) */
+    r = admin(fx, "feedback", "id", "f1", "label", "legit", NULL);
+    assert_int_equal(uint_of(get(r, "counters_updated")), 1);
+    admin(fx, "list_rm", "list", "blocked_cards", "value", "cardF", NULL);
+    r = sscore(fx, (sreq){"f3", "B", "cardF", "dev2", 5, T0 + 2000});
+    assert_str(get(r, "decision"), "allow");
+}
+
+static void test_definition_change_on_reload(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = NULL;
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "d%d", i);
+        r = sscore(fx, (sreq){id, "A", "card1", "dev1", 1, T0 + i});
+    }
+    assert_counters(r, 3, 3, 1);
+
+    /* acct_n's window changes: it starts from zero; the others carry on */
+    write_rules(state_rules("2h"));
+    assert_int_equal(rk_engine_reload(fx->e, NULL), 0);
+    r = sscore(fx, (sreq){"d3", "A", "card1", "dev1", 1, T0 + 3});
+    assert_str(get(r, "ruleset"), "state@2h");
+    assert_counters(r, 1, 4, 1);
+
+    /* back to the old definition: its records were never touched meanwhile */
+    write_rules(state_rules("1h"));
+    assert_int_equal(rk_engine_reload(fx->e, NULL), 0);
+    r = sscore(fx, (sreq){"d4", "A", "card1", "dev1", 1, T0 + 4});
+    assert_counters(r, 4, 5, 1);
+}
+
+static void test_degraded_when_store_fails(void **state)
+{
+    fixture *fx = *state; /* a 64 KiB map that cannot grow */
+    const msgpack_object *r = NULL;
+    int i = 0;
+    for (; i < 5000; i++) {
+        char id[32], acct[32];
+        snprintf(id, sizeof id, "full-%d", i);
+        snprintf(acct, sizeof acct, "acct-%d", i);
+        r = sscore(fx, (sreq){id, acct, "card1", "dev1", 1, T0 + i});
+        if (get(r, "degraded"))
+            break;
+        assert_str(get(r, "decision"), "allow");
+    }
+    if (i == 5000)
+        fail_msg("the store never filled up");
+    assert_true(bool_of(get(r, "degraded")));
+    assert_str(get(r, "decision"), "review"); /* the configured fallback */
+    assert_int_equal(get(r, "reasons")->via.array.size, 0);
+    assert_str(get(r, "ruleset"), "state@1h");
+    assert_null(get(r, "replayed"));
+    /* nothing of it was kept: its retry is scored (and degraded) again */
+    char id[32];
+    snprintf(id, sizeof id, "full-%d", i);
+    r = sscore(fx, (sreq){id, "acct-x", "card1", "dev1", 1, T0});
+    assert_true(bool_of(get(r, "degraded")));
+    assert_null(get(r, "replayed"));
+    assert_int_equal(rk_stats_degraded(rk_engine_stats(fx->e)), 2);
+    /* earlier decisions are still replayed from what was committed */
+    r = sscore(fx, (sreq){"full-0", "acct-0", "card1", "dev1", 1, T0});
+    assert_true(bool_of(get(r, "replayed")));
+
+    msgpack_sbuffer sb;
+    build_op(&sb, "stats");
+    r = run(fx, &sb, true);
+    assert_int_equal(uint_of(get(r, "degraded")), 2);
+    assert_true(uint_of(get(get(r, "store"), "store_errors")) >= 2);
+}
+
+/* Reads a whole file (the LMDB data file) into a malloc'd buffer. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void test_no_raw_values_on_disk(void **state)
+{
+    fixture *fx = *state;
+    static const char *const ids[] = {"txn-QZX-7781", "txn-QZX-7782", "txn-QZX-7783"};
+    static const char *const accts[] = {"acct-VVB-1111", "acct-VVB-2222", "acct-VVB-3333"};
+    static const char *const cards[] = {"tok-KKM-4242", "tok-KKM-5353", "tok-KKM-6464"};
+    static const char *const devs[] = {"dev-PPL-0001", "dev-PPL-0002", "dev-PPL-0003"};
+    for (int i = 0; i < 3; i++)
+        sscore(fx, (sreq){ids[i], accts[i], cards[i], devs[i], 100 + i, T0 + i});
+    sscore(fx, (sreq){ids[0], accts[0], cards[0], devs[0], 100, T0}); /* a retry */
+    admin(fx, "list_add", "list", "blocked_cards", "value", "tok-LST-9999", NULL);
+    admin(fx, "list_add", "list", "watch_devices", "value", "dev-LST-8888", "ttl", "2d", NULL);
+    admin(fx, "feedback", "id", ids[1], "label", "fraud", NULL);
+    const char *extra[] = {"tok-LST-9999", "dev-LST-8888", "QZX", "VVB", "KKM", "PPL"};
+
+    char path[400];
+    snprintf(path, sizeof path, "%s/data.mdb", fx->data);
+    size_t len;
+    char *buf = slurp(path, &len);
+    assert_true(len > 0);
+    for (int i = 0; i < 3; i++) {
+        const char *const all[] = {ids[i], accts[i], cards[i], devs[i]};
+        for (int k = 0; k < 4; k++)
+            if (memmem(buf, len, all[k], strlen(all[k])))
+                fail_msg("'%s' appears in %s", all[k], path);
+    }
+    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++)
+        if (memmem(buf, len, extra[k], strlen(extra[k])))
+            fail_msg("'%s' appears in %s", extra[k], path);
+    /* the list names are configuration, kept readable (and so a sanity check
+     * that the scan reads what was written) */
+    assert_non_null(memmem(buf, len, "blocked_cards", 13));
+    free(buf);
+}
+
+/* Traffic for the live/replay comparison: 10 accounts, 5 devices, 20 cards,
+ * event times mostly rising with out-of-order jitter and gaps longer than the
+ * 1 h window, and some retries. */
+static sreq traffic(int i, char *id, char *acct, char *card, char *dev)
+{
+    uint32_t x = (uint32_t)i * 2654435761u;
+    snprintf(id, 32, "lv-%d", (x >> 7) % 8 == 0 && i > 10 ? i - 5 : i); /* 1 in 8 is a retry */
+    snprintf(acct, 32, "acct-%u", x % 10);
+    snprintf(card, 32, "card-%u", (x >> 4) % 20);
+    snprintf(dev, 32, "dev-%u", (x >> 9) % 5);
+    int64_t ts = T0 + (int64_t)i * 60000 + (int64_t)((x >> 12) % 600000) - 300000;
+    if (i >= 200)
+        ts += 3 * HOUR_MS; /* a quiet spell longer than the window */
+    return (sreq){id, acct, card, dev, (int64_t)((x >> 3) % 50), ts};
+}
+
+static void test_live_and_replay_agree(void **state)
+{
+    fixture *fx = *state;
+    enum { N = 400 };
+    static double live_score[N];
+    static char live_decision[N][8];
+    static bool live_replayed[N];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            /* the replay: a fresh engine and store, the same traffic */
+            engine_close(fx);
+            assert_int_equal(engine_open(fx, "replay", 0, 0), 0);
+        }
+        for (int i = 0; i < N; i++) {
+            char id[32], acct[32], card[32], dev[32];
+            const msgpack_object *r = sscore(fx, traffic(i, id, acct, card, dev));
+            const msgpack_object *d = get(r, "decision");
+            assert_non_null(d);
+            bool rp = get(r, "replayed") != NULL;
+            double sc = get(r, "score")->via.f64;
+            if (pass == 0) {
+                live_score[i] = sc;
+                live_replayed[i] = rp;
+                snprintf(live_decision[i], sizeof live_decision[i], "%.*s", (int)d->via.str.size,
+                         d->via.str.ptr);
+                continue;
+            }
+            if (sc != live_score[i] || rp != live_replayed[i] || !str_is(d, live_decision[i]))
+                fail_msg("request %d (%s): live score %.0f%s %s, replay %.0f%s", i, id,
+                         live_score[i], live_replayed[i] ? " replayed" : "", live_decision[i], sc,
+                         rp ? " replayed" : "");
+        }
+    }
+    /* the traffic did exercise the counters */
+    int distinct_scores = 0;
+    for (int i = 1; i < N; i++)
+        distinct_scores += live_score[i] != live_score[i - 1];
+    assert_true(distinct_scores > N / 2);
+    assert_true(rk_stats_replayed(rk_engine_stats(fx->e)) > 10);
 }
 
 int main(void)
@@ -637,6 +1210,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_held_across_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_while_scoring, setup, teardown),
         cmocka_unit_test(test_open_failure),
+        cmocka_unit_test_setup_teardown(test_counters_through_pipeline, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_is_replayed, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_dynamic_lists, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_feedback, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_definition_change_on_reload, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_degraded_when_store_fails, setup_state_tiny,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_raw_values_on_disk, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_live_and_replay_agree, setup_state, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

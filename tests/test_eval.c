@@ -1,7 +1,8 @@
 /* Tests for expression evaluation: the three-valued truth tables of and, or,
  * not, comparisons and `in` with missing operands; int and float arithmetic,
  * overflow, division and modulo by zero and how arith_errors counts them;
- * every built-in function, including missing arguments; lists; loads of
+ * every built-in function, including missing arguments; static and dynamic
+ * lists (asked of ctx->dyn_has); loads of
  * slots holding unexpected types; and that folded constants equal what the
  * VM computes at run time. */
 #include <setjmp.h>
@@ -22,7 +23,7 @@
 enum { S_P = RK_F__STD, S_Q, S_I, S_J, S_X, S_Y, S_S, S_T, S_MODEL, S__COUNT };
 static rk_sym syms[S__COUNT];
 static rk_list *l_countries, *l_mccs;
-static rk_named_list lists[2];
+static rk_named_list lists[3];
 static rk_expr_env env;
 static rk_value slots[RK_MAX_SLOTS];
 static rk_arena arena;
@@ -51,7 +52,9 @@ static int setup(void **state)
     rk_list_add(l_mccs, "-1", 2);
     lists[0] = (rk_named_list){.name = "high_risk_countries", .list = l_countries};
     lists[1] = (rk_named_list){.name = "mccs", .list = l_mccs};
-    env = (rk_expr_env){syms, S__COUNT, lists, 2, "t.yaml", 1, 1, 1};
+    lists[2] = (rk_named_list){.name = "dyn", .dynamic = true, .dyn_index = 5};
+    env = (rk_expr_env){.syms = syms, .nsyms = S__COUNT, .lists = lists, .nlists = 3,
+                        .file = "t.yaml", .line = 1, .col = 1, .cont_col = 1};
     return rk_arena_init(&arena, 256);
 }
 
@@ -407,6 +410,69 @@ static void test_lists(void **state)
     check("card not in []", "missing");
 }
 
+/* A stand-in for the store: "bad" and 7995 are members, "down" fails. */
+static int dyn_calls, dyn_last_list;
+static int fake_dyn_has(void *ud, int list, const rk_value *v)
+{
+    dyn_calls++;
+    dyn_last_list = list;
+    assert_ptr_equal(ud, &dyn_calls);
+    if (v->type == RK_T_INT)
+        return v->i == 7995;
+    assert_int_equal(v->type, RK_T_STR);
+    if (v->len == 4 && memcmp(v->s, "down", 4) == 0)
+        return -1;
+    return v->len == 3 && memcmp(v->s, "bad", 3) == 0;
+}
+
+/* `in` a dynamic list asks ctx->dyn_has: yes, no, or unknown when the
+ * look-up fails; a missing operand is unknown without asking; without a
+ * store (dyn_has NULL) every dynamic list is empty. */
+static void test_dynamic_lists(void **state)
+{
+    static const struct {
+        const char *card; /* NULL: missing */
+        const char *in, *not_in;
+    } rows[] = {
+        {"bad", "true", "false"},
+        {"good", "false", "true"},
+        {"down", "missing", "missing"},
+        {NULL, "missing", "missing"},
+    };
+    rk_eval_ctx ctx = {.arena = &arena, .dyn_has = fake_dyn_has, .dyn_ud = &dyn_calls};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        slots[RK_F_CARD] = rows[i].card ? rk_value_str(rows[i].card, (uint32_t)strlen(rows[i].card))
+                                        : rk_value_missing();
+        dyn_calls = 0;
+        snprintf(context, sizeof context, "card %s: ", rows[i].card ? rows[i].card : "missing");
+        const char *got = render(eval_with("card in @dyn", slots, &ctx));
+        if (strcmp(got, rows[i].in) != 0)
+            fail_msg("%sin: got %s, want %s", context, got, rows[i].in);
+        got = render(eval_with("card not in @dyn", slots, &ctx));
+        if (strcmp(got, rows[i].not_in) != 0)
+            fail_msg("%snot in: got %s, want %s", context, got, rows[i].not_in);
+        assert_int_equal(dyn_calls, rows[i].card ? 2 : 0);
+    }
+    assert_int_equal(dyn_last_list, 5);
+    /* ints are handed over as ints (the store looks them up by decimal text) */
+    slots[RK_F_MCC] = rk_value_int(7995);
+    assert_string_equal(render(eval_with("mcc in @dyn", slots, &ctx)), "true");
+    assert_string_equal(render(eval_with("mcc + 1 in @dyn", slots, &ctx)), "false");
+    /* a literal is asked too: never folded, the store decides at run time */
+    assert_string_equal(render(eval_with("'bad' in @dyn and true", slots, &ctx)), "true");
+    /* three-valued logic around an unknown look-up */
+    slots[RK_F_CARD] = rk_value_str("down", 4);
+    assert_string_equal(render(eval_with("card in @dyn or mcc == 7995", slots, &ctx)), "true");
+    assert_string_equal(render(eval_with("card in @dyn and mcc == 1", slots, &ctx)), "false");
+    /* no store: empty */
+    context[0] = '\0';
+    check("card in @dyn", "false");
+    check("card not in @dyn", "true");
+    check("mcc in @dyn", "false");
+    slots[RK_F_CARD] = rk_value_missing();
+    check("card in @dyn", "missing");
+}
+
 /* ---- slots of unexpected types ---- */
 
 static void test_loads(void **state)
@@ -493,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup(test_functions_missing_args, reset),
         cmocka_unit_test_setup(test_case_mapping_memory, reset),
         cmocka_unit_test_setup(test_lists, reset),
+        cmocka_unit_test_setup(test_dynamic_lists, reset),
         cmocka_unit_test_setup(test_loads, reset),
         cmocka_unit_test_setup(test_folding_matches_runtime, reset),
         cmocka_unit_test_setup(test_deep_stack, reset),

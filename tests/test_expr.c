@@ -24,7 +24,7 @@
 enum { S_AGE_DAYS = RK_F__STD, S_RATIO, S_VIP, S_TXN_1H, S_DEV_CARDS, S_MODEL, S__COUNT };
 static rk_sym syms[S__COUNT];
 static rk_list *l_countries, *l_mccs, *l_mixed;
-static rk_named_list lists[3];
+static rk_named_list lists[4];
 static rk_expr_env env;
 
 static int setup(void **state)
@@ -49,7 +49,9 @@ static int setup(void **state)
     lists[0] = (rk_named_list){.name = "high_risk_countries", .list = l_countries};
     lists[1] = (rk_named_list){.name = "risky_mccs", .list = l_mccs};
     lists[2] = (rk_named_list){.name = "mixed", .list = l_mixed};
-    env = (rk_expr_env){syms, S__COUNT, lists, 3, "r.yaml", 1, 1, 1};
+    lists[3] = (rk_named_list){.name = "blocked_cards", .dynamic = true, .dyn_index = 2};
+    env = (rk_expr_env){.syms = syms, .nsyms = S__COUNT, .lists = lists, .nlists = 4,
+                        .file = "r.yaml", .line = 1, .col = 1, .cont_col = 1};
     return 0;
 }
 
@@ -168,6 +170,11 @@ static void test_folding(void **state)
     check_code("'KP' in @high_risk_countries", "CONST 'KP'\nIN_S 0\n");
     check_code("country not in ['US']", "LOAD_S 13\nIN_S 0 not\n");
     check_code("mcc in @risky_mccs", "LOAD_I 16\nIN_I 0\n");
+    /* dynamic lists are asked at run time, whatever the operand */
+    check_code("card in @blocked_cards", "LOAD_S 8\nIN_DYN 2\n");
+    check_code("mcc not in @blocked_cards", "LOAD_I 16\nIN_DYN 2 not\n");
+    check_code("'tok_1' in @blocked_cards", "CONST 'tok_1'\nIN_DYN 2\n");
+    check_code("false and card in @blocked_cards", "CONST false\n");
     check_code("amount >= 100000 and country != card_country",
                "GE_I_SK 2 100000\nJF 6\nLOAD_S 13\nLOAD_S 15\nNE_S\nAND\n");
     /* `name OP constant` is one instruction, when the types line up */
@@ -272,6 +279,36 @@ static void test_name_errors(void **state)
     check_diags(cases, sizeof cases / sizeof cases[0], &env);
 }
 
+/* An environment may show every name but let only the first nvisible be
+ * read (a counter's filter may not read counters): the others are refused by
+ * name, and never suggested for a typo. */
+static void test_hidden_names(void **state)
+{
+    rk_expr_env e = env;
+    e.nvisible = S_TXN_1H;
+    e.hidden_why = "a counter's 'when' reads request fields, not counters";
+    static const diag_case cases[] = {
+        {"acct_txn_1h > 5", BOOL, RK_EINVAL,
+         "r.yaml:1:1: 'acct_txn_1h' cannot be used here (a counter's 'when' reads request "
+         "fields, not counters)"},
+        {"amount > 1 and model.score > 0.5", BOOL, RK_EINVAL,
+         "r.yaml:1:16: 'model.score' cannot be used here (a counter's 'when' reads request "
+         "fields, not counters)"},
+        {"acct_txn_1 > 5", BOOL, RK_ENOTFOUND, "r.yaml:1:1: unknown field 'acct_txn_1'"},
+        {"ratio_ > 1", BOOL, RK_ENOTFOUND, "r.yaml:1:1: unknown field 'ratio_' (did you mean 'ratio'?)"},
+    };
+    check_diags(cases, sizeof cases / sizeof cases[0], &e);
+    rk_expr *x = NULL;
+    assert_int_equal(rk_expr_compile("vip and account_age_days < 3", 28, &e, BOOL, &x, NULL), 0);
+    rk_expr_free(x);
+    e.hidden_why = NULL;
+    rk_diag d;
+    char buf[700];
+    assert_int_equal(rk_expr_compile("vip or acct_txn_1h > 1", 22, &e, BOOL, &x, &d), RK_EINVAL);
+    check_str("no reason", rk_diag_format(&d, buf, sizeof buf),
+              "r.yaml:1:8: 'acct_txn_1h' cannot be used here (not allowed)");
+}
+
 static void test_type_errors(void **state)
 {
     static const diag_case cases[] = {
@@ -300,6 +337,8 @@ static void test_type_errors(void **state)
         {"amount % 1.5", ANY, RK_ETYPE, "r.yaml:1:8: '%' expects int operands, got float"},
         {"ratio % 2", ANY, RK_ETYPE, "r.yaml:1:7: '%' expects int operands, got float"},
         {"ratio in [1]", ANY, RK_ETYPE, "r.yaml:1:7: 'in' expects a str or int on the left, got float"},
+        {"vip in @blocked_cards", ANY, RK_ETYPE,
+         "r.yaml:1:5: 'in' expects a str or int on the left, got bool"},
         {"vip not in [true]", ANY, RK_ETYPE,
          "r.yaml:1:5: 'not in' expects a str or int on the left, got bool"},
         {"mcc in ['5967']", ANY, RK_ETYPE, "r.yaml:1:9: set members must be int like the left side, got str"},
@@ -501,7 +540,7 @@ static void test_env_and_arguments(void **state)
     assert_int_equal(rk_expr_compile("vip", 3, &env, BOOL, NULL, &d), RK_EINVAL);
     /* a symbol without a valid slot is the loader's bug, reported as such */
     rk_sym bad[] = {{"x", RK_T_INT, RK_MAX_SLOTS}};
-    rk_expr_env be = {bad, 1, NULL, 0, "r.yaml", 1, 1, 1};
+    rk_expr_env be = {.syms = bad, .nsyms = 1, .file = "r.yaml", .line = 1, .col = 1, .cont_col = 1};
     assert_int_equal(rk_expr_compile("x > 1", 5, &be, BOOL, &e, &d), RK_EINVAL);
     check_str("bad slot", rk_diag_format(&d, buf, sizeof buf),
               "r.yaml:1:1: field 'x' has no valid slot or type");
@@ -515,7 +554,7 @@ int main(void)
         cmocka_unit_test(test_types),        cmocka_unit_test(test_name_errors),
         cmocka_unit_test(test_type_errors),  cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_limits),       cmocka_unit_test(test_multiline_positions),
-        cmocka_unit_test(test_env_and_arguments),
+        cmocka_unit_test(test_env_and_arguments), cmocka_unit_test(test_hidden_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -43,7 +43,37 @@ static const struct {
     {"mixed", {"1", "x"}},
     {"empty", {NULL}},
 };
-enum { NLISTS = sizeof list_defs / sizeof list_defs[0] };
+/* Dynamic lists, answered by golden_dyn_has as a store would: members by
+ * text (an int by its decimal text); "dyn_down" is a store that fails. */
+static const struct {
+    const char *name;
+    const char *members[4];
+} dyn_defs[] = {
+    {"dyn_cards", {"card_dyn", "7995"}},
+    {"dyn_down", {NULL}},
+};
+enum {
+    NSTATIC = sizeof list_defs / sizeof list_defs[0],
+    NLISTS = NSTATIC + sizeof dyn_defs / sizeof dyn_defs[0],
+};
+
+static int golden_dyn_has(void *ud, int list, const rk_value *v)
+{
+    char num[24];
+    const char *s = v->s;
+    size_t len = v->len;
+    if (strcmp(dyn_defs[list].name, "dyn_down") == 0)
+        return -1;
+    if (v->type == RK_T_INT) {
+        len = (size_t)snprintf(num, sizeof num, "%lld", (long long)v->i);
+        s = num;
+    }
+    for (int m = 0; m < 4 && dyn_defs[list].members[m]; m++)
+        if (strlen(dyn_defs[list].members[m]) == len &&
+            memcmp(dyn_defs[list].members[m], s, len) == 0)
+            return 1;
+    return 0;
+}
 
 typedef struct golden {
     rk_sym syms[NSYMS];           /* fields and extras, slot = index */
@@ -63,19 +93,23 @@ static void setup_env(golden *g)
         g->syms[f] = (rk_sym){rk_field_name(f), rk_field_type(f), f};
     for (int i = 0; i < NEXTRA; i++)
         g->syms[RK_F__STD + i] = (rk_sym){extras[i].name, extras[i].type, RK_F__STD + i};
-    for (int i = 0; i < NLISTS; i++) {
+    for (int i = 0; i < NLISTS - NSTATIC; i++)
+        g->lists[NSTATIC + i] =
+            (rk_named_list){.name = dyn_defs[i].name, .dynamic = true, .dyn_index = i};
+    for (int i = 0; i < NSTATIC; i++) {
         rk_list *l = rk_list_new();
         for (int m = 0; m < 4 && list_defs[i].members[m]; m++)
             rk_list_add(l, list_defs[i].members[m], strlen(list_defs[i].members[m]));
         g->lists[i] = (rk_named_list){.name = list_defs[i].name, .list = l};
     }
-    g->env = (rk_expr_env){g->syms, NSYMS, g->lists, NLISTS, "expr", 1, 1, 1};
+    g->env = (rk_expr_env){.syms = g->syms, .nsyms = NSYMS, .lists = g->lists, .nlists = NLISTS,
+                           .file = "expr", .line = 1, .col = 1, .cont_col = 1};
     rk_arena_init(&g->arena, 4096);
 }
 
 static void free_env(golden *g)
 {
-    for (int i = 0; i < NLISTS; i++)
+    for (int i = 0; i < NSTATIC; i++)
         rk_list_free((rk_list *)g->lists[i].list);
     rk_arena_free(&g->arena);
 }
@@ -229,7 +263,7 @@ static void run_case(golden *g, int line, const char *expr, const char *input, c
         return;
     }
     rk_arena_reset(&g->arena);
-    rk_eval_ctx ctx = {.arena = &g->arena};
+    rk_eval_ctx ctx = {.arena = &g->arena, .dyn_has = golden_dyn_has};
     rk_value v = rk_expr_eval(e, g->slots, &ctx);
     render(v, got, sizeof got);
     render(want, exp, sizeof exp);

@@ -7,9 +7,11 @@
  *   # order: ID,ID,...                     (good_*: every rule id, in evaluation order)
  *   # case: FIELD=VALUE ... -> VERDICT [reasons=ID,...] [score=N] [shadow=ID,...]
  *           [shadow_decision=VERDICT|-] [shadow_score=N]
- * Values take the type of the field (standard or schema); `-` as the shadow
- * decision means "the rule set has no shadow rule". Adding a case is adding a
- * line; adding a file needs no change here. */
+ * Values take the type of the field (standard, schema or counter); `-` as the
+ * shadow decision means "the rule set has no shadow rule". `@LIST=A,B` gives a
+ * dynamic list its members for the case (text; an int is looked up by its
+ * decimal text, as the store does); dynamic lists not given are empty. Adding
+ * a case is adding a line; adding a file needs no change here. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -85,8 +87,57 @@ static void id_list(const rk_ruleset *rs, const uint16_t *idx, int n, char *buf,
                                 rk_ruleset_rule_id(rs, idx[i]));
 }
 
-static void set_field(const rk_ruleset *rs, rk_txn *txn, char *assign, const char *where)
+#define CASE_LISTS_MAX 8 /* `@LIST=...` assignments on one case line */
+
+/* The dynamic lists one case line fills: `@NAME=A,B`, pointing into the line. */
+typedef struct case_lists {
+    const rk_ruleset *rs;              /* whose dynamic list indices are asked */
+    int n;                             /* assignments */
+    const char *name[CASE_LISTS_MAX];  /* list names */
+    const char *members[CASE_LISTS_MAX]; /* comma-separated members */
+} case_lists;
+
+/* rk_eval_ctx.dyn_has over a case line's `@NAME=A,B` assignments. */
+static int case_dyn_has(void *ud, int list, const rk_value *v)
 {
+    const case_lists *cl = ud;
+    const rk_dynlist_info *info = rk_ruleset_dynlist(cl->rs, list);
+    char buf[32];
+    const char *s = v->s;
+    size_t len = v->len;
+    if (v->type == RK_T_INT) {
+        len = (size_t)snprintf(buf, sizeof buf, "%lld", (long long)v->i);
+        s = buf;
+    }
+    assert_non_null(info);
+    for (int i = 0; i < cl->n; i++) {
+        if (strcmp(cl->name[i], info->name) != 0)
+            continue;
+        for (const char *m = cl->members[i]; *m;) {
+            size_t mlen = strcspn(m, ",");
+            if (mlen == len && memcmp(m, s, len) == 0)
+                return 1;
+            m += mlen + (m[mlen] == ',');
+        }
+    }
+    return 0;
+}
+
+static void set_field(const rk_ruleset *rs, rk_txn *txn, case_lists *cl, char *assign,
+                      const char *where)
+{
+    if (assign[0] == '@') {
+        char *eq = strchr(assign, '=');
+        if (!eq || cl->n == CASE_LISTS_MAX)
+            fail_msg("%s: expected @LIST=A,B (at most %d), got '%s'", where, CASE_LISTS_MAX,
+                     assign);
+        *eq = '\0';
+        if (rk_ruleset_dynlist_find(rs, assign + 1) < 0)
+            fail_msg("%s: no dynamic list '%s'", where, assign + 1);
+        cl->name[cl->n] = assign + 1;
+        cl->members[cl->n++] = eq + 1;
+        return;
+    }
     char *eq = strchr(assign, '=');
     if (!eq)
         fail_msg("%s: expected FIELD=VALUE, got '%s'", where, assign);
@@ -154,13 +205,17 @@ static void run_case(const rk_ruleset *rs, char *spec, const char *where, rk_eva
     *arrow = '\0';
     static rk_txn txn;
     memset(&txn, 0, sizeof txn);
+    case_lists cl = {.rs = rs};
     char *save = NULL;
     for (char *t = strtok_r(spec, " ", &save); t; t = strtok_r(NULL, " ", &save))
-        set_field(rs, &txn, t, where);
+        set_field(rs, &txn, &cl, t, where);
 
     static rk_decision d;
     rk_arena_reset(ctx->arena);
+    ctx->dyn_has = case_dyn_has;
+    ctx->dyn_ud = &cl;
     rk_ruleset_eval(rs, &txn, ctx, &d);
+    ctx->dyn_ud = NULL;
     char *verdict = strtok_r(arrow + 4, " ", &save);
     if (!verdict || rk_verdict_from_name(verdict) < 0)
         fail_msg("%s: expected a verdict after ' -> '", where);

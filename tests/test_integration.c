@@ -2,7 +2,9 @@
  * rule file, admin socket and data directory, and spoken to as a gateway and
  * an operator would: REQ and DEALER clients, malformed input, reloads through
  * the admin op, SIGHUP and riskctl, a broken rule file, SIGTERM with requests
- * in flight, start-up failures, and the docs/examples clients. Waits are
+ * in flight, start-up failures, the docs/examples clients, and the state
+ * store: velocity counters and retries across a restart, riskctl list,
+ * feedback and backup, and a second riskd started on the backup. Waits are
  * bounded polls on replies or on stats, never sleeps for timing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,8 +296,10 @@ static const msgpack_object *admin_op(server *s, const char *op, msgpack_unpacke
 }
 
 /* Starts riskd with rules_text (and config_text as its -c file when not NULL)
- * and waits until it answers a ping. */
-static void start_server_cfg(server *s, const char *rules_text, const char *config_text)
+ * on the data directory data_dir (NULL: a new one in its temp dir) and waits
+ * until it answers a ping. */
+static void start_server_data(server *s, const char *rules_text, const char *config_text,
+                              const char *data_dir)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/rk_itest_XXXXXX");
@@ -306,7 +310,10 @@ static void start_server_cfg(server *s, const char *rules_text, const char *conf
     snprintf(s->admin, sizeof s->admin, "ipc://%s/run/admin.sock", s->dir);
     write_file(s->rules, rules_text);
     char data[128], out[128];
-    snprintf(data, sizeof data, "%s/data", s->dir);
+    if (data_dir)
+        snprintf(data, sizeof data, "%s", data_dir);
+    else
+        snprintf(data, sizeof data, "%s/data", s->dir);
     snprintf(out, sizeof out, "%s/stdout", s->dir);
     char cfg[128];
     snprintf(cfg, sizeof cfg, "%s/riskd.yaml", s->dir);
@@ -336,6 +343,11 @@ static void start_server_cfg(server *s, const char *rules_text, const char *conf
     close_socket(d);
     if (!up)
         fail_msg("riskd did not answer a ping: %s", read_file(s->log));
+}
+
+static void start_server_cfg(server *s, const char *rules_text, const char *config_text)
+{
+    start_server_data(s, rules_text, config_text, NULL);
 }
 
 static void start_server(server *s, const char *rules_text)
@@ -371,7 +383,10 @@ static void expect_label(server *s, const char *label, const char *decision)
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     msgpack_sbuffer sb;
-    pack_score(&sb, "label-check", 200000);
+    static int n;
+    char id[32];
+    snprintf(id, sizeof id, "label-check-%d", n++); /* a repeated id would be a retry */
+    pack_score(&sb, id, 200000);
     const msgpack_object *r = call(req, &sb, &u);
     assert_str(get(r, "ruleset"), label);
     assert_str(get(r, "decision"), decision);
@@ -754,6 +769,181 @@ static void test_doc_examples(void **state)
     cleanup_server(&s);
 }
 
+/* ---- the state store ----------------------------------------------------------- */
+
+/* Velocity counters and dynamic lists; the score is acct_n (mod 4096), one
+ * rule per bit, so a reply shows the counter's value. */
+static const char *state_rules(void)
+{
+    static char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "ruleset: istate\n"
+                     "version: \"1\"\n"
+                     "lists:\n"
+                     "  blocked_cards: {dynamic: true, add_on_fraud: card, ttl: 30d}\n"
+                     "counters:\n"
+                     "  acct_n: {by: account, window: 24h}\n"
+                     "  card_fraud_90d: {by: card, window: 90d, feedback: fraud}\n"
+                     "rules:\n"
+                     "  - id: blocked_card\n"
+                     "    when: card in @blocked_cards\n"
+                     "    action: block\n"
+                     "  - id: known_fraud_card\n"
+                     "    when: card_fraud_90d >= 1\n"
+                     "    action: block\n");
+    for (int b = 0; b < 12; b++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n,
+                      "  - id: n_bit%d\n    when: acct_n %% %d >= %d\n    score: %d\n", b, 2 << b,
+                      1 << b, 1 << b);
+    return buf;
+}
+
+static void pack_card(msgpack_sbuffer *sb, const char *id, const char *account, const char *card)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pk_str(&pk, "id");
+    pk_str(&pk, id);
+    pk_str(&pk, "account");
+    pk_str(&pk, account);
+    pk_str(&pk, "amount");
+    msgpack_pack_int(&pk, 100);
+    pk_str(&pk, "card");
+    pk_str(&pk, card);
+}
+
+/* Scores one request on a fresh REQ socket; returns acct_n from the score and
+ * sets *decision (static) and *replayed. */
+static int state_score(server *s, const char *id, const char *account, const char *card,
+                       const char **decision, bool *replayed)
+{
+    void *req = connect_socket(ZMQ_REQ, s->endpoint);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    msgpack_sbuffer sb;
+    pack_card(&sb, id, account, card);
+    const msgpack_object *r = call(req, &sb, &u);
+    const msgpack_object *d = get(r, "decision"), *sc = get(r, "score");
+    if (!d || !sc)
+        fail_msg("no decision for %s", id);
+    static char dec[16];
+    snprintf(dec, sizeof dec, "%.*s", (int)d->via.str.size, d->via.str.ptr);
+    *decision = dec;
+    *replayed = get(r, "replayed") != NULL;
+    int n = (int)sc->via.f64;
+    msgpack_unpacked_destroy(&u);
+    close_socket(req);
+    return n;
+}
+
+/* Runs riskctl with RISKD_ADMIN set to s's admin endpoint; returns its exit
+ * status and leaves its stdout (one line) in out. */
+static int riskctl(server *s, char *out, size_t size, const char *args)
+{
+    char cmd[1024], path[128];
+    snprintf(path, sizeof path, "%s/riskctl.out", s->dir);
+    snprintf(cmd, sizeof cmd, "RISKD_ADMIN='%s' " RISKCTL " %s > '%s' 2>&1", s->admin, args, path);
+    int st = system(cmd);
+    snprintf(out, size, "%s", read_file(path));
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n')
+        out[n - 1] = '\0';
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Counters, retries, lists and feedback survive a restart; riskctl list,
+ * feedback and backup work against a live riskd (in strict mode); a second
+ * riskd started on the backup carries the counter values, lists and retry
+ * answers as they were when the backup was taken. */
+static void test_state_backup_restore(void **state)
+{
+    server a, b;
+    start_server_cfg(&a, state_rules(), "durability: strict\n");
+    const char *dec;
+    bool rp;
+    char id[32], out[512], args[512];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(id, sizeof id, "i%d", i);
+        snprintf(args, sizeof args, "tok-%d", i);
+        assert_int_equal(state_score(&a, id, "acct-7", args, &dec, &rp), i);
+        assert_string_equal(dec, "allow");
+        assert_false(rp);
+    }
+    /* a retry: the first answer, nothing counted */
+    assert_int_equal(state_score(&a, "i3", "acct-7", "tok-3", &dec, &rp), 3);
+    assert_true(rp);
+
+    /* lists and feedback through riskctl */
+    assert_int_equal(riskctl(&a, out, sizeof out, "list add blocked_cards tok-9 --ttl 30d"), 0);
+    assert_non_null(strstr(out, "added 'tok-9' to blocked_cards (expires "));
+    assert_int_equal(state_score(&a, "i6", "acct-7", "tok-9", &dec, &rp), 6);
+    assert_string_equal(dec, "block");
+    assert_int_equal(riskctl(&a, out, sizeof out, "list get blocked_cards tok-9"), 0);
+    assert_int_equal(riskctl(&a, out, sizeof out, "list get blocked_cards tok-8"), 1);
+    assert_string_equal(out, "'tok-8' is not on blocked_cards");
+    assert_int_equal(riskctl(&a, out, sizeof out, "feedback i2 fraud"), 0);
+    assert_string_equal(out, "recorded fraud for i2: 1 counter update, 1 list entry added");
+    assert_int_equal(riskctl(&a, out, sizeof out, "feedback i99 fraud"), 1);
+    assert_string_equal(out, "riskctl: feedback failed: unknown transaction id 'i99'");
+    assert_int_equal(state_score(&a, "i7", "acct-7", "tok-2", &dec, &rp), 7);
+    assert_string_equal(dec, "block");
+
+    /* restart: everything committed is still there */
+    assert_int_equal(stop_server(&a, SIGTERM), 0);
+    char data_a[128];
+    snprintf(data_a, sizeof data_a, "%s/data", a.dir);
+    server a2;
+    start_server_data(&a2, state_rules(), "durability: strict\n", data_a);
+    assert_int_equal(state_score(&a2, "i8", "acct-7", "tok-1", &dec, &rp), 8);
+    assert_int_equal(state_score(&a2, "i5", "acct-7", "tok-5", &dec, &rp), 5);
+    assert_true(rp);
+
+    /* backup, then keep scoring */
+    char bk[160];
+    snprintf(bk, sizeof bk, "%s/backup", a.dir);
+    snprintf(args, sizeof args, "backup '%s'", bk);
+    assert_int_equal(riskctl(&a2, out, sizeof out, args), 0);
+    assert_non_null(strstr(out, "backup written to "));
+    assert_int_equal(riskctl(&a2, out, sizeof out, args), 1);
+    assert_non_null(strstr(out, "already holds a store"));
+    assert_int_equal(state_score(&a2, "i9", "acct-7", "tok-1", &dec, &rp), 9);
+    assert_int_equal(state_score(&a2, "i10", "acct-7", "tok-1", &dec, &rp), 10);
+
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *r = admin_op(&a2, "stats", &u);
+    assert_int_equal(uint_at(r, "replayed", NULL), 1);
+    assert_int_equal(uint_at(r, "degraded", NULL), 0);
+    const msgpack_object *st = get(r, "store");
+    assert_str(get(st, "durability"), "strict");
+    assert_true(uint_at(st, "entries_recent", NULL) >= 10);
+    assert_int_equal(uint_at(st, "entries_lists", NULL), 2); /* tok-9, and tok-2 by feedback */
+    assert_true(uint_at(st, "syncs", NULL) > 0); /* strict: every answered commit was fsynced */
+    assert_true(uint_at(st, "durable_commits", NULL) >= 3); /* i8, i9, i10 since the restart */
+    msgpack_unpacked_destroy(&u);
+
+    /* restore: a second riskd on the backup, beside the first */
+    start_server_data(&b, state_rules(), NULL, bk);
+    assert_int_equal(state_score(&b, "j1", "acct-7", "tok-1", &dec, &rp), 9); /* 8 at backup */
+    assert_int_equal(state_score(&b, "i8", "acct-7", "tok-1", &dec, &rp), 8);
+    assert_true(rp);
+    assert_int_equal(state_score(&b, "i9", "acct-7", "tok-1", &dec, &rp), 10); /* after: new */
+    assert_false(rp);
+    state_score(&b, "j2", "acct-8", "tok-9", &dec, &rp);
+    assert_string_equal(dec, "block"); /* the list entry */
+    state_score(&b, "j3", "acct-8", "tok-2", &dec, &rp);
+    assert_string_equal(dec, "block"); /* the feedback's list entry and counter */
+    assert_int_equal(riskctl(&b, out, sizeof out, "feedback i3 legit"), 0);
+
+    assert_int_equal(stop_server(&b, SIGTERM), 0);
+    assert_int_equal(stop_server(&a2, SIGTERM), 0);
+    cleanup_server(&b);
+    cleanup_server(&a2);
+    cleanup_server(&a);
+}
+
 static int setup(void **state)
 {
     zctx = zmq_ctx_new();
@@ -783,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_overloaded),
         cmocka_unit_test(test_startup_failures),
         cmocka_unit_test(test_doc_examples),
+        cmocka_unit_test(test_state_backup_restore),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

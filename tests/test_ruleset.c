@@ -1,7 +1,8 @@
 /* Rule sets: loading (from files and memory), accessors, symbol look-up,
  * positions of expression errors in each YAML scalar style, includes (depth
- * limit), list files, limits, and the shipped rules/default.yaml run against
- * every case of rules/default.test.yaml through rk_ruleset_eval.
+ * limit), list files, counters and dynamic lists, limits, and the shipped
+ * rules/default.yaml run against every case of rules/default.test.yaml
+ * (with its counter and dynamic-list overrides) through rk_ruleset_eval.
  *
  * Loader diagnostics for each kind of mistake are in the golden files
  * (tests/golden/rules, test_golden_rules.c); this file tests what needs code
@@ -191,9 +192,19 @@ static void test_error_codes(void **state)
         {"rules:\n  - {id: a, when: amount > 1, score: 1}\n  - {id: a, when: amount > 1, score: 1}\n",
          RK_EEXISTS},
         {"lists: {a: [1], b: [2]}\nschema: {z: int}\nrules: []\n", 0},
-        {"counters: {c: {by: account, window: 1h}}\n", RK_EUNSUPPORTED},
+        {"counters: {c: {by: account, window: 1h}}\n", 0},
         {"model: {file: m.rmdl}\n", RK_EUNSUPPORTED},
-        {"lists: {a: {dynamic: true}}\n", RK_EUNSUPPORTED},
+        {"lists: {a: {dynamic: true}}\n", 0},
+        {"counters: {c: {by: acount, window: 1h}}\n", RK_ENOTFOUND},
+        {"counters: {c: {by: account, window: 91d}}\n", RK_ERANGE},
+        {"counters: {c: {by: account, window: 1w}}\n", RK_EINVAL},
+        {"counters: {c: {by: account, window: 1h, sum: card}}\n", RK_ETYPE},
+        {"counters: {c: {by: account, window: 1h, when: c > 1}}\n", RK_EINVAL},
+        {"counters: {c: {by: account, window: 1h, wen: amount > 1}}\n", RK_EPARSE},
+        {"counters: {amount: {by: account, window: 1h}}\n", RK_EEXISTS},
+        {"schema: {c: int}\ncounters: {c: {by: account, window: 1h}}\n", RK_EEXISTS},
+        {"lists: {a: {dynamic: true, add_on_fraud: cad}}\n", RK_ENOTFOUND},
+        {"lists: {a: {dynamic: true, add_on_fraud: card, ttl: 9999d}}\n", RK_ERANGE},
         {"rules:\n  - {id: a, when: amout > 1, score: 1}\n", RK_ENOTFOUND},
         {"rules:\n  - {id: a, when: amount > 'x', score: 1}\n", RK_ETYPE},
         {"rules:\n  - {id: a, when: amount >, score: 1}\n", RK_EPARSE},
@@ -212,6 +223,168 @@ static void test_error_codes(void **state)
                      rk_strerror(rc), msg);
         rk_ruleset_free(rs);
     }
+}
+
+/* Counters: definitions as the store gets them, slots after the fields in
+ * load order (an include's first), `when` filters, and the rule set owning
+ * it all. */
+static void test_counters(void **state)
+{
+    rk_ruleset *rs = load_ok(
+        "ruleset: x\nversion: '1'\n"
+        "include: [tests/golden/rules/inc/velocity_counters.yaml]\n"
+        "counters:\n"
+        "  dev_cards_24h: {by: device, window: 24h, distinct: card}\n"
+        "  acct_amt_24h: {by: account, window: 24h, sum: amount}\n"
+        "  acct_merch_1h: {by: [account, merchant, segment], window: 1h}\n"
+        "  acct_big_7d: {by: account, window: 7d, when: amount >= 50000 and lower(channel) != 'pos'}\n"
+        "  acct_legit_30d: {by: account, window: 30d, feedback: legit, sum: amount}\n"
+        "schema:\n  segment: str\n"
+        "rules:\n  - {id: r, when: acct_merch_1h > 3 or acct_txn_1h > 9, score: 1}\n");
+    const rk_counters *cs = rk_ruleset_counters(rs);
+    assert_non_null(cs);
+    assert_int_equal(rk_counters_count(cs), 7);
+    int base = rk_ruleset_counter_base(rs);
+    assert_int_equal(base, RK_F__STD + 1);
+    static const char *const names[] = {"acct_txn_1h",  "card_fraud_90d", "dev_cards_24h",
+                                        "acct_amt_24h", "acct_merch_1h",  "acct_big_7d",
+                                        "acct_legit_30d"};
+    for (int i = 0; i < 7; i++) {
+        rk_type t = RK_T_MISSING;
+        assert_string_equal(rk_counters_def(cs, i)->name, names[i]);
+        assert_int_equal(rk_ruleset_slot(rs, names[i], &t), base + i);
+        assert_int_equal(t, RK_T_INT);
+    }
+    const rk_counter_def *d = rk_counters_def(cs, 0);
+    assert_int_equal(d->nby, 1);
+    assert_int_equal(d->by_slot[0], RK_F_ACCOUNT);
+    assert_string_equal(d->by_name[0], "account");
+    assert_int_equal(d->window_ms, 3600000);
+    assert_int_equal(d->agg, RK_AGG_COUNT);
+    assert_int_equal(d->field_slot, -1);
+    assert_int_equal(d->feedback, RK_LABEL_NONE);
+    d = rk_counters_def(cs, 1);
+    assert_int_equal(d->by_slot[0], RK_F_CARD);
+    assert_int_equal(d->window_ms, 90LL * 86400000);
+    assert_int_equal(d->feedback, RK_LABEL_FRAUD);
+    d = rk_counters_def(cs, 2);
+    assert_int_equal(d->agg, RK_AGG_DISTINCT);
+    assert_int_equal(d->field_slot, RK_F_CARD);
+    assert_string_equal(d->field_name, "card");
+    d = rk_counters_def(cs, 3);
+    assert_int_equal(d->agg, RK_AGG_SUM);
+    assert_int_equal(d->field_slot, RK_F_AMOUNT);
+    d = rk_counters_def(cs, 4);
+    assert_int_equal(d->nby, 3);
+    assert_int_equal(d->by_slot[1], RK_F_MERCHANT);
+    assert_int_equal(d->by_slot[2], RK_F__STD); /* the schema field */
+    assert_string_equal(d->by_name[2], "segment");
+    d = rk_counters_def(cs, 6);
+    assert_int_equal(d->feedback, RK_LABEL_LEGIT);
+    assert_int_equal(d->agg, RK_AGG_SUM);
+
+    /* Filters: true without one; false when false or unknown. */
+    rk_arena arena;
+    rk_arena_init(&arena, 4096);
+    rk_eval_ctx ctx = {.arena = &arena};
+    static rk_txn txn;
+    bool when[RK_COUNTERS_MAX];
+    memset(when, 0, sizeof when);
+    rk_ruleset_counter_when(rs, &txn, &ctx, when); /* amount missing: unknown */
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(when[i], i != 5);
+    txn.v[RK_F_AMOUNT] = rk_value_int(60000);
+    txn.v[RK_F_CHANNEL] = rk_value_str("WEB", 3);
+    rk_ruleset_counter_when(rs, &txn, &ctx, when);
+    assert_true(when[5]);
+    txn.v[RK_F_CHANNEL] = rk_value_str("POS", 3);
+    rk_ruleset_counter_when(rs, &txn, &ctx, when);
+    assert_false(when[5]);
+    txn.v[RK_F_AMOUNT] = rk_value_int(100);
+    txn.v[RK_F_CHANNEL] = rk_value_missing();
+    rk_ruleset_counter_when(rs, &txn, &ctx, when);
+    assert_false(when[5]);
+
+    /* Rules read counters from their slots. */
+    static rk_decision dec;
+    rk_ruleset_eval(rs, &txn, &ctx, &dec);
+    assert_int_equal(dec.nreasons, 0);
+    txn.v[base + 4] = rk_value_int(4);
+    rk_ruleset_eval(rs, &txn, &ctx, &dec);
+    assert_int_equal(dec.nreasons, 1);
+    assert_int_equal(dec.reasons[0], 1); /* after the include's rule */
+    rk_arena_free(&arena);
+    rk_ruleset_free(rs);
+
+    /* No counters: no set, and the base is still where counters would go. */
+    rs = load_ok(basic);
+    assert_null(rk_ruleset_counters(rs));
+    assert_int_equal(rk_ruleset_counter_base(rs), RK_F__STD + 4);
+    rk_ruleset_counter_when(rs, &txn, &ctx, when); /* nothing to do */
+    rk_ruleset_free(rs);
+}
+
+/* Dynamic lists: their information for the pipeline, and `in` asking the
+ * evaluation context's dyn_has with the list's index. */
+static int dyn_member(void *ud, int list, const rk_value *v)
+{
+    const rk_ruleset *rs = ud;
+    const char *name = rk_ruleset_dynlist(rs, list)->name;
+    if (strcmp(name, "blocked_devices") == 0)
+        return v->type == RK_T_STR && v->len == 3 && memcmp(v->s, "d_9", 3) == 0;
+    return -1; /* the other list's look-up fails */
+}
+
+static void test_dynamic_lists(void **state)
+{
+    rk_ruleset *rs = load_ok("ruleset: x\nversion: '1'\n"
+                             "schema: {device_hash: str}\n"
+                             "lists:\n"
+                             "  static: [a, b]\n"
+                             "  blocked_cards: {dynamic: true}\n"
+                             "  blocked_devices: {dynamic: true, add_on_fraud: device_hash, ttl: 180d}\n"
+                             "  not_dynamic: {dynamic: false, file: tests/golden/rules/lists/blocked_cards.txt}\n"
+                             "rules:\n"
+                             "  - {id: card, when: card in @blocked_cards, action: block}\n"
+                             "  - {id: device, when: device in @blocked_devices, action: block}\n"
+                             "  - {id: plain, when: card in @static, score: 1}\n");
+    assert_int_equal(rk_ruleset_ndynlists(rs), 2);
+    const rk_dynlist_info *a = rk_ruleset_dynlist(rs, 0), *b = rk_ruleset_dynlist(rs, 1);
+    assert_string_equal(a->name, "blocked_cards");
+    assert_int_equal(a->fraud_slot, -1);
+    assert_int_equal(a->fraud_ttl_ms, 0);
+    assert_string_equal(b->name, "blocked_devices");
+    assert_int_equal(b->fraud_slot, RK_F__STD);
+    assert_int_equal(b->fraud_ttl_ms, 180LL * 86400000);
+    assert_null(rk_ruleset_dynlist(rs, 2));
+    assert_null(rk_ruleset_dynlist(rs, -1));
+    assert_int_equal(rk_ruleset_dynlist_find(rs, "blocked_devices"), 1);
+    assert_int_equal(rk_ruleset_dynlist_find(rs, "static"), -1);
+    assert_int_equal(rk_ruleset_dynlist_find(rs, "nope"), -1);
+    assert_int_equal(rk_ruleset_dynlist_find(rs, NULL), -1);
+    assert_true(rk_ruleset_has_list(rs, "static"));
+    assert_true(rk_ruleset_has_list(rs, "blocked_cards"));
+    assert_true(rk_ruleset_has_list(rs, "not_dynamic"));
+    assert_false(rk_ruleset_has_list(rs, "nope"));
+
+    rk_arena arena;
+    rk_arena_init(&arena, 4096);
+    rk_eval_ctx ctx = {.arena = &arena};
+    static rk_txn txn;
+    static rk_decision d;
+    txn.v[RK_F_CARD] = rk_value_str("a", 1);
+    txn.v[RK_F_DEVICE] = rk_value_str("d_9", 3);
+    rk_ruleset_eval(rs, &txn, &ctx, &d); /* no store: dynamic lists are empty */
+    assert_int_equal(d.verdict, RK_ALLOW);
+    assert_int_equal(d.nreasons, 1);
+    ctx.dyn_has = dyn_member;
+    ctx.dyn_ud = rs;
+    rk_ruleset_eval(rs, &txn, &ctx, &d); /* the card's look-up fails: unknown */
+    assert_int_equal(d.verdict, RK_BLOCK);
+    assert_int_equal(d.nreasons, 2);
+    assert_string_equal(rk_ruleset_rule_id(rs, d.reasons[0]), "device");
+    rk_arena_free(&arena);
+    rk_ruleset_free(rs);
 }
 
 /* The column of an expression error in each scalar style. */
@@ -403,7 +576,56 @@ static void test_limits(void **state)
             assert_string_equal(msg, "mem.yaml:68:3: too many schema fields (at most 64)");
         }
     }
+    for (int n = RK_COUNTERS_MAX; n <= RK_COUNTERS_MAX + 1; n++) {
+        size_t off = (size_t)snprintf(text, cap, "ruleset: x\nversion: '1'\ncounters:\n");
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(text + off, cap - off, "  c%d: {by: account, window: %ds}\n",
+                                    i, 30 + i);
+        int rc = load(text, &rs, msg, sizeof msg);
+        if (n == RK_COUNTERS_MAX) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(rk_counters_count(rk_ruleset_counters(rs)), RK_COUNTERS_MAX);
+            assert_int_equal(rk_ruleset_slot(rs, "c63", NULL), RK_F__STD + 63);
+            rk_ruleset_free(rs);
+        } else {
+            assert_int_equal(rc, RK_ETOOBIG);
+            assert_string_equal(msg, "mem.yaml:68:3: too many counters (at most 64)");
+        }
+    }
+    /* Feedback counters and add_on_fraud lists share a transaction's 32 keys. */
+    for (int n = RK_FBKEY_MAX; n <= RK_FBKEY_MAX + 1; n++) {
+        size_t off = (size_t)snprintf(text, cap, "ruleset: x\nversion: '1'\ncounters:\n");
+        for (int i = 0; i < n - 1; i++)
+            off += (size_t)snprintf(text + off, cap - off,
+                                    "  f%d: {by: card, window: %ds, feedback: fraud}\n", i, 30 + i);
+        snprintf(text + off, cap - off, "lists:\n  l: {dynamic: true, add_on_fraud: device}\n");
+        int rc = load(text, &rs, msg, sizeof msg);
+        if (n == RK_FBKEY_MAX) {
+            assert_int_equal(rc, 0);
+            rk_ruleset_free(rs);
+        } else {
+            assert_int_equal(rc, RK_ETOOBIG);
+            assert_string_equal(msg, "mem.yaml:37:36: too many feedback counters and add_on_fraud "
+                                     "lists (at most 32)");
+        }
+    }
     free(text);
+    /* Counter names: shorter than RK_NAME_MAX, as schema fields. */
+    char cname[RK_NAME_MAX + 1];
+    memset(cname, 'c', sizeof cname);
+    cname[RK_NAME_MAX - 1] = '\0';
+    char cbuf[512], cwant[512];
+    snprintf(cbuf, sizeof cbuf, "ruleset: x\nversion: '1'\ncounters: {%s: {by: card, window: 1h}}\n",
+             cname);
+    rs = load_ok(cbuf);
+    rk_ruleset_free(rs);
+    cname[RK_NAME_MAX - 1] = 'c';
+    cname[RK_NAME_MAX] = '\0';
+    snprintf(cbuf, sizeof cbuf, "ruleset: x\nversion: '1'\ncounters: {%s: {by: card, window: 1h}}\n",
+             cname);
+    snprintf(cwant, sizeof cwant, "mem.yaml:3:12: counter name '%s' is too long (at most 63 bytes)",
+             cname);
+    assert_load_error(cbuf, RK_EINVAL, cwant);
     /* Rule ids and list names: up to RK_NAME_MAX bytes. */
     char id[RK_NAME_MAX + 2];
     memset(id, 'a', sizeof id);
@@ -490,11 +712,12 @@ typedef struct case_run {
     const rk_ruleset *rs;   /* the rule set under test */
     rk_eval_ctx *ctx;       /* evaluation context */
     int *hits;              /* per rule: cases in which it matched */
+    yaml_node_t *lists;     /* the current case's `lists:`, or NULL */
 } case_run;
 
-static void fill_txn(case_run *cr, yaml_node_t *txnmap, rk_txn *txn, const char *name)
+/* Sets the slots a mapping of names (fields or counters) gives. */
+static void fill_slots(case_run *cr, yaml_node_t *txnmap, rk_txn *txn, const char *name)
 {
-    memset(txn, 0, sizeof *txn);
     assert_int_equal(txnmap->type, YAML_MAPPING_NODE);
     for (yaml_node_pair_t *p = txnmap->data.mapping.pairs.start;
          p < txnmap->data.mapping.pairs.top; p++) {
@@ -517,6 +740,29 @@ static void fill_txn(case_run *cr, yaml_node_t *txnmap, rk_txn *txn, const char 
         else
             fail_msg("case '%s': bad value for '%s'", name, rk_yn_str(k));
     }
+}
+
+/* rk_eval_ctx.dyn_has over a case's `lists:` mapping (ud: the case_run;
+ * cr->lists is the mapping, or NULL). Members compare as text. */
+static int case_dyn_has(void *ud, int list, const rk_value *v)
+{
+    case_run *cr = ud;
+    const char *name = rk_ruleset_dynlist(cr->rs, list)->name;
+    yaml_node_t *seq = cr->lists ? rk_yn_get(&cr->doc, cr->lists, name, NULL) : NULL;
+    char num[24];
+    const char *s = v->s;
+    size_t len = v->len;
+    if (v->type == RK_T_INT) {
+        len = (size_t)snprintf(num, sizeof num, "%lld", (long long)v->i);
+        s = num;
+    }
+    for (yaml_node_item_t *it = seq ? seq->data.sequence.items.start : NULL;
+         seq && it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *m = rk_yn_node(&cr->doc, *it);
+        if (m->data.scalar.length == len && memcmp(rk_yn_str(m), s, len) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 /* An expected list of rule ids (when the case gives one) against the decision's. */
@@ -548,7 +794,17 @@ static void check_case(case_run *cr, yaml_node_t *c)
     assert_non_null(expect);
     static rk_txn txn;
     static rk_decision d;
-    fill_txn(cr, rk_yn_get(&cr->doc, c, "txn", NULL), &txn, name);
+    memset(&txn, 0, sizeof txn);
+    fill_slots(cr, rk_yn_get(&cr->doc, c, "txn", NULL), &txn, name);
+    yaml_node_t *counters = rk_yn_get(&cr->doc, c, "counters", NULL);
+    if (counters)
+        fill_slots(cr, counters, &txn, name);
+    cr->lists = rk_yn_get(&cr->doc, c, "lists", NULL);
+    for (yaml_node_pair_t *p = cr->lists ? cr->lists->data.mapping.pairs.start : NULL;
+         cr->lists && p < cr->lists->data.mapping.pairs.top; p++)
+        if (rk_ruleset_dynlist_find(cr->rs, rk_yn_str(rk_yn_node(&cr->doc, p->key))) < 0)
+            fail_msg("case '%s': no dynamic list '%s'", name,
+                     rk_yn_str(rk_yn_node(&cr->doc, p->key)));
     rk_arena_reset(cr->ctx->arena);
     rk_ruleset_eval(cr->rs, &txn, cr->ctx, &d);
     for (int i = 0; i < d.nreasons; i++)
@@ -599,8 +855,9 @@ static void test_default_ruleset_cases(void **state)
     fclose(f);
     rk_arena arena;
     rk_arena_init(&arena, 1 << 16);
-    rk_eval_ctx ctx = {.arena = &arena};
+    rk_eval_ctx ctx = {.arena = &arena, .dyn_has = case_dyn_has};
     case_run cr = {.rs = rs, .ctx = &ctx, .hits = calloc(RK_MAX_RULES, sizeof(int))};
+    ctx.dyn_ud = &cr;
     assert_int_equal(rk_yn_parse(&cr.doc, "rules/default.test.yaml", text, len, &diag), 0);
     yaml_node_t *root = rk_yn_root(&cr.doc);
     assert_string_equal(rk_yn_str(rk_yn_get(&cr.doc, root, "rules", NULL)), "default.yaml");
@@ -690,6 +947,8 @@ int main(void)
         cmocka_unit_test(test_inline_list_values),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_error_codes),
+        cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_dynamic_lists),
         cmocka_unit_test(test_expression_positions),
         cmocka_unit_test(test_include_depth),
         cmocka_unit_test(test_include_self),

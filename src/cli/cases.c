@@ -451,6 +451,53 @@ static int read_overrides(reader *r, rk_case *c, yaml_node_t *map, const char *p
     return 0;
 }
 
+/* `lists: {NAME: [MEMBER, ...]}`: members are scalars, taken as the text
+ * written (the runner compares an int field by its decimal text). */
+static int read_lists(reader *r, rk_case *c, yaml_node_t *map, const char *prefix)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(r, map, "%slists must be a mapping of dynamic list names to members",
+                    prefix);
+    size_t count = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    c->lists = calloc(count ? count : 1, sizeof *c->lists);
+    if (!c->lists)
+        return nomem(r);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = node_at(r, p->key), *v = node_at(r, p->value);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(r, k, "%slist names must be plain words", prefix);
+        for (int i = 0; i < c->nlists; i++)
+            if (strcmp(c->lists[i].name, text(k)) == 0)
+                return fail(r, k, "%sduplicate list '%s'", prefix, text(k));
+        rk_case_list *l = &c->lists[c->nlists++];
+        l->name = text(k);
+        l->at = pos_of(k);
+        if (v->type != YAML_SEQUENCE_NODE)
+            return fail(r, v, "%slist '%s' must be a sequence of members, e.g. [tok_1, tok_2]",
+                        prefix, l->name);
+        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        l->members = calloc(n ? n : 1, sizeof *l->members);
+        l->lens = calloc(n ? n : 1, sizeof *l->lens);
+        if (!l->members || !l->lens)
+            return nomem(r);
+        for (yaml_node_item_t *it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top; it++) {
+            yaml_node_t *m = node_at(r, *it);
+            scalar sc = {.kind = S_NULL};
+            int rc = m->type == YAML_SCALAR_NODE ? resolve(r, m, prefix, &sc) : 0;
+            if (rc < 0)
+                return rc;
+            if (sc.kind == S_NULL || m->data.scalar.length == 0)
+                return fail(r, m, "%slist '%s': members must be values (text or numbers)",
+                            prefix, l->name);
+            l->members[l->nmembers] = text(m);
+            l->lens[l->nmembers++] = m->data.scalar.length;
+        }
+    }
+    return 0;
+}
+
 static int read_verdict(reader *r, yaml_node_t *n, const char *prefix, const char *what,
                         rk_verdict *out)
 {
@@ -531,10 +578,10 @@ static int read_case(reader *r, rk_case *c, yaml_node_t *n)
     if (n->type != YAML_MAPPING_NODE)
         return fail(r, n, "a case must be a mapping with name, txn and expect");
     c->at = pos_of(n);
-    enum { NAME, TXN, COUNTERS, MODEL_SCORE, EXPECT, NKEYS };
+    enum { NAME, TXN, COUNTERS, LISTS, MODEL_SCORE, EXPECT, NKEYS };
     key_slot k[NKEYS] = {
-        {.key = "name"},        {.key = "txn"},    {.key = "counters"},
-        {.key = "model_score"}, {.key = "expect"},
+        {.key = "name"},  {.key = "txn"},         {.key = "counters"},
+        {.key = "lists"}, {.key = "model_score"}, {.key = "expect"},
     };
     /* The name first, so that every later message can say which case. */
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -559,6 +606,8 @@ static int read_case(reader *r, rk_case *c, yaml_node_t *n)
     rc = pack_txn(r, c, k[TXN].value, prefix);
     if (rc == 0 && k[COUNTERS].value)
         rc = read_overrides(r, c, k[COUNTERS].value, prefix);
+    if (rc == 0 && k[LISTS].value)
+        rc = read_lists(r, c, k[LISTS].value, prefix);
     if (rc == 0 && k[MODEL_SCORE].value) {
         yaml_node_t *v = k[MODEL_SCORE].value;
         c->has_model_score = true;
@@ -687,6 +736,11 @@ void rk_case_file_free(rk_case_file *cf)
         free(c->txn);
         free(c->txn_keys);
         free(c->counters);
+        for (int j = 0; j < c->nlists; j++) {
+            free(c->lists[j].members);
+            free(c->lists[j].lens);
+        }
+        free(c->lists);
         free(c->reasons);
         free(c->shadow);
     }

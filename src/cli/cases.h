@@ -1,13 +1,15 @@
 /* Case files for `riskctl test`: reading them, not running them.
  *
  * A case file names a rule file and lists cases, each a transaction, optional
- * counter and model-score overrides, and the expected outcome:
+ * counter and model-score overrides, optional members of dynamic lists, and
+ * the expected outcome:
  *
  *   rules: default.yaml            # relative to the case file
  *   cases:
  *     - name: large payment goes to review
  *       txn: {id: t1, account: a1, amount: 250000}
  *       counters: {acct_txn_1h: 7}
+ *       lists: {blocked_cards: [tok_1, tok_2]}
  *       model_score: 0.93
  *       expect: {decision: review, reasons: [large_amount], shadow_decision: review,
  *                shadow: [], score: 40}
@@ -15,7 +17,8 @@
  * Reading checks the shape (known keys, required keys, types of the expected
  * values) and turns each `txn` mapping into the msgpack map a gateway would
  * send, so that the test decodes it with the server's own decoder. What needs
- * the rule set (counter names, the decode itself) is checked by the runner.
+ * the rule set (counter and list names, the decode itself) is checked by the
+ * runner.
  * All strings in the result borrow the parsed YAML document, which the case
  * file owns. */
 #ifndef RK_CLI_CASES_H
@@ -45,6 +48,15 @@ typedef struct rk_case_override {
     rk_value value;       /* RK_T_INT, RK_T_FLOAT, or RK_T_MISSING for `null` */
 } rk_case_override;
 
+/* The members a case gives a dynamic list (`lists: {NAME: [A, B]}`). */
+typedef struct rk_case_list {
+    const char *name;      /* the list's name, without '@' */
+    rk_case_pos at;        /* the key, for "unknown list" */
+    const char **members;  /* each member's text as written; malloc'd */
+    size_t *lens;          /* their lengths in bytes; malloc'd */
+    int nmembers;          /* entries in members and lens */
+} rk_case_list;
+
 /* A top-level key of a case's `txn`, so decode errors can point at it. */
 typedef struct rk_case_key {
     const char *name; /* the key text */
@@ -61,6 +73,8 @@ typedef struct rk_case {
     int ntxn_keys;                /* entries in txn_keys */
     rk_case_override *counters;   /* `counters` overrides, in file order; malloc'd */
     int ncounters;                /* entries in counters */
+    rk_case_list *lists;          /* `lists`: dynamic lists' members, in file order; malloc'd */
+    int nlists;                   /* entries in lists */
     bool has_model_score;         /* `model_score` given */
     rk_case_override model_score; /* its value, named "model.score" */
 

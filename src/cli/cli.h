@@ -45,6 +45,11 @@ extern const rk_cli_cmd rk_cli_score;
 extern const rk_cli_cmd rk_cli_ping;
 extern const rk_cli_cmd rk_cli_reload;
 extern const rk_cli_cmd rk_cli_stats;
+extern const rk_cli_cmd rk_cli_list;
+extern const rk_cli_cmd rk_cli_feedback;
+extern const rk_cli_cmd rk_cli_backup;
+extern const rk_cli_cmd rk_cli_log; /* cmd_log.c: dump, to-csv, from-csv */
+extern const rk_cli_cmd rk_cli_model; /* cmd_model.c: import, info */
 
 /* An option a subcommand accepts. Arrays end with an entry whose name is NULL. */
 typedef struct rk_cli_opt {

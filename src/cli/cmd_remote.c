@@ -1,22 +1,29 @@
 /* riskctl's conversation with a running riskd: score, ping (request endpoint)
- * and reload, stats (admin endpoint), all over one request helper.
+ * and reload, stats, list, feedback, backup (admin endpoint), all over one
+ * request helper.
  *
  * rk_cli_request is the only code in riskctl that touches ZeroMQ: a fresh REQ
  * socket per command, ZMQ_LINGER 0 so that an unanswered request never keeps
  * the process alive, and a receive timeout so that "riskd is not running"
- * becomes a one-line message instead of a hang. Later admin subcommands (list,
- * feedback) build a msgpack body and call it the same way.
+ * becomes a one-line message instead of a hang. The admin subcommands build
+ * their msgpack body with ask() and call it the same way; riskd checks their
+ * arguments again and its error replies (which name the field) are printed as
+ * `riskctl: WHAT failed: MESSAGE`.
  *
  * Where to talk: --endpoint / --admin, else $RISKD_ENDPOINT / $RISKD_ADMIN,
  * else the defaults riskd binds (DESIGN.md section 2). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
 #include "cli/cli.h"
 #include "lib/clock.h"
+#include "lib/diag.h"
+#include "lib/duration.h"
 #include "lib/err.h"
 #include "proto/json.h"
 
@@ -206,25 +213,53 @@ static int request_status(int rc)
     return rc == RK_EINVAL ? RK_CLI_USAGE : RK_CLI_FAIL;
 }
 
-/* Sends {"op": OP} and waits for the reply. Returns 0 or an RK_E* code
- * (already reported). */
-static int ask_op(const target *t, const char *op, rk_cli_reply *reply)
+/* One argument of an admin op: a string, or an integer when str is NULL. */
+typedef struct op_arg {
+    const char *key; /* argument name */
+    const char *str; /* string value, or NULL */
+    int64_t num;     /* integer value when str is NULL */
+} op_arg;
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* Sends {"op": OP, args...} and waits for the reply. Returns 0 or an RK_E*
+ * code (already reported). */
+static int ask(const target *t, const char *op, const op_arg *args, int nargs,
+               rk_cli_reply *reply)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    size_t oplen = strlen(op);
-    if (msgpack_pack_map(&pk, 1) || msgpack_pack_str(&pk, 2) ||
-        msgpack_pack_str_body(&pk, "op", 2) || msgpack_pack_str(&pk, oplen) ||
-        msgpack_pack_str_body(&pk, op, oplen)) {
-        msgpack_sbuffer_destroy(&sb);
+    /* The sbuffer's writer only fails when out of memory; then sb.data is
+     * NULL and nothing is sent. */
+    msgpack_pack_map(&pk, 1 + (size_t)nargs);
+    pack_cstr(&pk, "op");
+    pack_cstr(&pk, op);
+    for (int i = 0; i < nargs; i++) {
+        pack_cstr(&pk, args[i].key);
+        if (args[i].str)
+            pack_cstr(&pk, args[i].str);
+        else
+            msgpack_pack_int64(&pk, args[i].num);
+    }
+    if (!sb.data) {
         rk_cli_fail("out of memory");
         return RK_ENOMEM;
     }
     int rc = rk_cli_request(t->endpoint, t->timeout_ms, sb.data, sb.size, reply);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+static int ask_op(const target *t, const char *op, rk_cli_reply *reply)
+{
+    return ask(t, op, NULL, 0, reply);
 }
 
 /* Takes the only positional argument, or reports that it is missing or extra. */
@@ -484,7 +519,7 @@ static int run_stats(const rk_cli_cmd *cmd, int argc, char **argv)
 const rk_cli_cmd rk_cli_stats = {
     .name = "stats",
     .args = "[--admin EP] [--timeout MS] [--json]",
-    .summary = "print riskd's counters (requests, decisions, errors, latency, reloads)",
+    .summary = "print riskd's counters (requests, decisions, errors, reloads, the store)",
     .help = "Asks riskd, on its admin endpoint, for its statistics and prints them as\n"
             "indented JSON.\n"
             "\n"
@@ -496,4 +531,282 @@ const rk_cli_cmd rk_cli_stats = {
             "\n"
             "Exit status: 0 when riskd answered, 1 when it did not.\n",
     .run = run_stats,
+};
+
+/* ---- list, feedback, backup: the state store's admin ops ---- */
+
+/* Wall ms as "2026-11-22T17:40:01Z" (UTC). */
+static const char *format_ms(int64_t ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, size, "%lld ms", (long long)ms);
+    return buf;
+}
+
+/* An integer reply value (ms), or 0 for nil or anything else. */
+static int64_t int_of(const msgpack_object *o)
+{
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return o->via.i64;
+    return 0;
+}
+
+static bool true_at(const rk_cli_reply *reply, const char *key)
+{
+    const msgpack_object *o = map_get(&reply->msg.data, key);
+    return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+/* " (expires ...)" or " (never expires)" for an expires_ms value. */
+static const char *expiry(int64_t ms, char *buf, size_t size)
+{
+    char when[64];
+    if (ms)
+        snprintf(buf, size, "expires %s", format_ms(ms, when, sizeof when));
+    else
+        snprintf(buf, size, "never expires");
+    return buf;
+}
+
+static int run_list(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *admin = NULL, *timeout = NULL, *ttl_text = NULL;
+    const rk_cli_opt opts[] = {
+        {"--ttl", "DURATION", &ttl_text, NULL},
+        {"--admin", "EP", &admin, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if (npos == 0)
+        return rk_cli_usage(cmd, "list needs an action: add, rm or get");
+    const char *action = pos[0];
+    const char *op = !strcmp(action, "add")   ? "list_add"
+                     : !strcmp(action, "rm")  ? "list_rm"
+                     : !strcmp(action, "get") ? "list_get"
+                                              : NULL;
+    if (!op) {
+        static const char *const actions[] = {"add", "rm", "get"};
+        const char *near = rk_suggest(action, actions, 3);
+        if (near)
+            return rk_cli_usage(cmd, "unknown list action '%s' (did you mean '%s'?)", action,
+                                near);
+        return rk_cli_usage(cmd, "unknown list action '%s' (use add, rm or get)", action);
+    }
+    if (npos != 3)
+        return rk_cli_usage(cmd, "list %s needs LIST and VALUE, got %d argument%s", action,
+                            npos - 1, npos == 2 ? "" : "s");
+    int64_t ttl = 0;
+    if (ttl_text && strcmp(action, "add") != 0)
+        return rk_cli_usage(cmd, "option '--ttl' applies to 'list add' only");
+    if (ttl_text && rk_duration_parse(ttl_text, strlen(ttl_text), &ttl) < 0)
+        return rk_cli_usage(cmd,
+                            "option '--ttl' takes a duration such as 30d (units ms, s, m, h, d), "
+                            "not '%s'",
+                            ttl_text);
+    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
+                             &t)))
+        return rc;
+    const char *list = pos[1], *value = pos[2];
+    op_arg args[3] = {{"list", list, 0}, {"value", value, 0}, {"ttl", NULL, ttl}};
+    rk_cli_reply reply;
+    if ((rc = ask(&t, op, args, ttl ? 3 : 2, &reply)) < 0)
+        return request_status(rc);
+    const msgpack_object *err = reply_error(&reply), *root = &reply.msg.data;
+    int status = RK_CLI_OK;
+    char what[32], when[64], exp[96];
+    snprintf(what, sizeof what, "list %s", action);
+    if (err) {
+        status = report_error(what, err);
+    } else if (!strcmp(action, "add")) {
+        printf("added '%s' to %s (%s)\n", value, list,
+               expiry(int_of(map_get(root, "expires_ms")), exp, sizeof exp));
+    } else if (!strcmp(action, "rm")) {
+        if (true_at(&reply, "removed"))
+            printf("removed '%s' from %s\n", value, list);
+        else
+            status = rk_cli_fail("'%s' was not on %s", value, list);
+    } else if (true_at(&reply, "present")) {
+        printf("'%s' is on %s (added %s, %s)\n", value, list,
+               format_ms(int_of(map_get(root, "added_ms")), when, sizeof when),
+               expiry(int_of(map_get(root, "expires_ms")), exp, sizeof exp));
+    } else {
+        printf("'%s' is not on %s\n", value, list);
+        status = RK_CLI_FAIL;
+    }
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_list = {
+    .name = "list",
+    .args = "add|rm|get LIST VALUE [--ttl DURATION] [--admin EP] [--timeout MS]",
+    .summary = "add to, remove from or look up a dynamic list in riskd",
+    .help = "Maintains the dynamic lists of the rule set riskd is serving (lists declared\n"
+            "with {dynamic: true}), on its admin endpoint. A change applies to the very next\n"
+            "request.\n"
+            "\n"
+            "  riskctl list add blocked_cards tok_4242 --ttl 30d\n"
+            "  riskctl list get blocked_cards tok_4242\n"
+            "  riskctl list rm blocked_cards tok_4242\n"
+            "\n"
+            "add puts VALUE on LIST (again: with a new expiry); rm takes it off; get says\n"
+            "whether it is on it, since when and until when. Values are stored only as keyed\n"
+            "hashes: riskd cannot list a list's members.\n"
+            "\n"
+            "Options:\n"
+            "  --ttl DURATION  add only: the entry expires after this (30d, 12h, 90m, 45s,\n"
+            "                  500ms); default: never\n"
+            "  --admin EP      riskd's admin endpoint (default $RISKD_ADMIN, else\n"
+            "                  " RK_CLI_ADMIN ")\n"
+            "  --timeout MS    how long to wait for the reply (default 2000)\n"
+            "\n"
+            "Exit status: 0 done (get: VALUE is on LIST); 1 riskd refused or did not answer,\n"
+            "rm: VALUE was not on LIST, get: VALUE is not on LIST; 2 bad usage.\n",
+    .run = run_list,
+};
+
+static int run_feedback(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *admin = NULL, *timeout = NULL;
+    const rk_cli_opt opts[] = {
+        {"--admin", "EP", &admin, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if (npos != 2)
+        return rk_cli_usage(cmd, "feedback needs a transaction ID and a label (fraud or legit)");
+    const char *id = pos[0], *label = pos[1];
+    if (strcmp(label, "fraud") != 0 && strcmp(label, "legit") != 0)
+        return rk_cli_usage(cmd, "the label must be fraud or legit, not '%s'", label);
+    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
+                             &t)))
+        return rc;
+    op_arg args[2] = {{"id", id, 0}, {"label", label, 0}};
+    rk_cli_reply reply;
+    if ((rc = ask(&t, "feedback", args, 2, &reply)) < 0)
+        return request_status(rc);
+    const msgpack_object *err = reply_error(&reply), *root = &reply.msg.data;
+    int status = RK_CLI_OK;
+    if (err) {
+        status = report_error("feedback failed", err);
+    } else {
+        int64_t nc = int_of(map_get(root, "counters_updated"));
+        int64_t nl = int_of(map_get(root, "lists_updated"));
+        printf("recorded %s for %s: %lld counter update%s, %lld list entr%s added\n", label, id,
+               (long long)nc, nc == 1 ? "" : "s", (long long)nl, nl == 1 ? "y" : "ies");
+    }
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_feedback = {
+    .name = "feedback",
+    .args = "ID fraud|legit [--admin EP] [--timeout MS]",
+    .summary = "record a confirmed fraud or legit label for a decided transaction",
+    .help = "Tells riskd, on its admin endpoint, that transaction ID (the id it was scored\n"
+            "with) turned out to be fraud (a chargeback, an analyst's finding) or legit.\n"
+            "Counters that count confirmed labels (feedback: fraud) are updated at the\n"
+            "transaction's original time, and dynamic lists with add_on_fraud receive its\n"
+            "value (its card, say) on a fraud label. Labelling it again with the other label\n"
+            "takes the first one back.\n"
+            "\n"
+            "  riskctl feedback txn-000123 fraud\n"
+            "\n"
+            "riskd keeps decisions for keep_decisions (default 24h); an id it does not know\n"
+            "is an error.\n"
+            "\n"
+            "Options:\n"
+            "  --admin EP      riskd's admin endpoint (default $RISKD_ADMIN, else\n"
+            "                  " RK_CLI_ADMIN ")\n"
+            "  --timeout MS    how long to wait for the reply (default 2000)\n"
+            "\n"
+            "Exit status: 0 recorded, 1 riskd refused (unknown id) or did not answer, 2 bad\n"
+            "usage.\n",
+    .run = run_feedback,
+};
+
+/* Copying a large store takes a while; riskd answers when the copy is safe. */
+#define BACKUP_TIMEOUT_MS (10 * 60 * 1000)
+
+static int run_backup(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *admin = NULL, *timeout = NULL;
+    const rk_cli_opt opts[] = {
+        {"--admin", "EP", &admin, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    int npos;
+    target t;
+    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    char **pos = argv + 1;
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    if (npos != 1)
+        return rk_cli_usage(cmd, "backup needs one directory, got %d arguments", npos);
+    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, BACKUP_TIMEOUT_MS,
+                             &t)))
+        return rc;
+    /* riskd resolves nothing against its own working directory: send the
+     * path as this shell user means it. */
+    char dir[4096];
+    if (pos[0][0] == '/') {
+        snprintf(dir, sizeof dir, "%s", pos[0]);
+    } else {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof cwd))
+            return rk_cli_fail("cannot tell the current directory: %s", strerror(errno));
+        snprintf(dir, sizeof dir, "%s/%s", cwd, pos[0]);
+    }
+    op_arg args[1] = {{"dir", dir, 0}};
+    rk_cli_reply reply;
+    if ((rc = ask(&t, "backup", args, 1, &reply)) < 0)
+        return request_status(rc);
+    const msgpack_object *err = reply_error(&reply);
+    int status = RK_CLI_OK;
+    if (err)
+        status = report_error("backup failed", err);
+    else
+        printf("backup written to %s (restore: riskd --data-dir %s)\n", dir, dir);
+    rk_cli_reply_free(&reply);
+    return status;
+}
+
+const rk_cli_cmd rk_cli_backup = {
+    .name = "backup",
+    .args = "DIR [--admin EP] [--timeout MS]",
+    .summary = "write a consistent copy of riskd's state store into a new directory",
+    .help = "Asks riskd, on its admin endpoint, to copy its state store (velocity counters,\n"
+            "dynamic lists, recent decisions and the secret their keys are hashed with) into\n"
+            "DIR, while it keeps serving. DIR is created (mode 0700) and must not already\n"
+            "hold a store. It is on riskd's machine; a relative DIR is taken from the\n"
+            "current directory. To restore, start riskd with --data-dir DIR (see\n"
+            "docs/operations.md).\n"
+            "\n"
+            "  riskctl backup /var/backups/riskd/$(date +%F)\n"
+            "\n"
+            "Options:\n"
+            "  --admin EP      riskd's admin endpoint (default $RISKD_ADMIN, else\n"
+            "                  " RK_CLI_ADMIN ")\n"
+            "  --timeout MS    how long to wait for the copy (default 600000)\n"
+            "\n"
+            "Exit status: 0 written, 1 riskd refused (DIR holds a store) or failed, 2 bad\n"
+            "usage.\n",
+    .run = run_backup,
 };

@@ -6,13 +6,17 @@
  * schema, counter and model-score overrides are written into their slots, and
  * rk_ruleset_eval decides. There is no state store here, so a counter or
  * model score the case does not give is missing, as is `ts` when the txn has
- * none (riskd would use its clock; a test must not depend on when it runs).
+ * none (riskd would use its clock; a test must not depend on when it runs),
+ * and a dynamic list holds exactly the members the case's `lists:` gives it:
+ * the evaluator's dyn_has look-up is answered from them, a str by its bytes
+ * and an int by its decimal text, as the store hashes them.
  *
  * A case file is checked whole before any of its cases runs: a file with a
  * broken case (unknown key, undecodable txn, unknown counter) is reported as
  * `file:line:col: message` and none of its cases count, because a half-run
  * file reads as a pass in CI. Exit status: 0 all passed, 1 some case failed,
  * 2 some case file (or its rule file) is broken. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +70,20 @@ static rk_case_pos decode_error_pos(const rk_case *c, const char *msg)
     return c->txn_at;
 }
 
+/* "unknown KIND 'name'" with a "did you mean" among cands, for a case. */
+static int unknown_name(rk_diag *diag, const rk_case_file *cf, const rk_case *c, rk_case_pos at,
+                        const char *kind, const char *name, const char **cands, size_t n)
+{
+    const char *near = rk_suggest(name, cands, n);
+    if (near)
+        rk_diag_set(diag, cf->path, at.line, at.col,
+                    "case '%s': unknown %s '%s' (did you mean '%s'?)", c->name, kind, name, near);
+    else
+        rk_diag_set(diag, cf->path, at.line, at.col, "case '%s': unknown %s '%s'", c->name, kind,
+                    name);
+    return RK_EINVAL;
+}
+
 /* Writes an override into its slot, converted to the slot's static type. */
 static int apply_override(const rk_ruleset *rs, const rk_case_file *cf, const rk_case *c,
                           const rk_case_override *o, bool is_model, rk_txn *txn, rk_diag *diag)
@@ -82,12 +100,16 @@ static int apply_override(const rk_ruleset *rs, const rk_case_file *cf, const rk
     rk_type type;
     int slot = rk_ruleset_slot(rs, o->name, &type);
     if (slot < 0 || (!is_model && strcmp(o->name, "model.score") == 0)) {
-        if (is_model)
-            rk_diag_set(diag, cf->path, o->at.line, o->at.col, "case '%s': rule set has no model",
-                        c->name);
-        else
-            rk_diag_set(diag, cf->path, o->at.line, o->at.col, "case '%s': unknown counter '%s'",
-                        c->name, o->name);
+        if (!is_model) {
+            const rk_counters *cs = rk_ruleset_counters(rs);
+            const char *names[RK_COUNTERS_MAX];
+            int n = cs ? rk_counters_count(cs) : 0;
+            for (int i = 0; i < n; i++)
+                names[i] = rk_counters_def(cs, i)->name;
+            return unknown_name(diag, cf, c, o->at, "counter", o->name, names, (size_t)n);
+        }
+        rk_diag_set(diag, cf->path, o->at.line, o->at.col, "case '%s': rule set has no model",
+                    c->name);
         return RK_EINVAL;
     }
     rk_value v = o->value;
@@ -108,6 +130,34 @@ static int apply_override(const rk_ruleset *rs, const rk_case_file *cf, const rk
         return RK_EINVAL;
     }
     txn->v[slot] = v;
+    return 0;
+}
+
+/* A case may give members to the rule set's dynamic lists only: a static
+ * list's members are in the rule file. */
+static int check_lists(const rk_ruleset *rs, const rk_case_file *cf, const rk_case *c,
+                       rk_diag *diag)
+{
+    for (int i = 0; i < c->nlists; i++) {
+        const rk_case_list *l = &c->lists[i];
+        if (rk_ruleset_dynlist_find(rs, l->name) >= 0)
+            continue;
+        if (rk_ruleset_has_list(rs, l->name)) {
+            rk_diag_set(diag, cf->path, l->at.line, l->at.col,
+                        "case '%s': list '%s' is not dynamic (its members are in the rule file)",
+                        c->name, l->name);
+            return RK_EINVAL;
+        }
+        int n = rk_ruleset_ndynlists(rs);
+        const char **names = calloc((size_t)(n ? n : 1), sizeof *names);
+        if (!names)
+            return RK_ENOMEM;
+        for (int j = 0; j < n; j++)
+            names[j] = rk_ruleset_dynlist(rs, j)->name;
+        int rc = unknown_name(diag, cf, c, l->at, "dynamic list", l->name, names, (size_t)n);
+        free(names);
+        return rc;
+    }
     return 0;
 }
 
@@ -135,8 +185,43 @@ static int prepare_case(const rk_ruleset *rs, const rk_case_file *cf, const rk_c
         if (rc < 0)
             return rc;
     }
+    int rc = check_lists(rs, cf, c, diag);
+    if (rc < 0)
+        return rc;
     if (c->has_model_score)
         return apply_override(rs, cf, c, &c->model_score, true, txn, diag);
+    return 0;
+}
+
+/* What the evaluator's dyn_has look-up sees while one case runs. */
+typedef struct case_lists {
+    const rk_ruleset *rs; /* whose dynamic list indices are asked */
+    const rk_case *c;     /* whose `lists:` answer */
+} case_lists;
+
+/* rk_eval_ctx.dyn_has over a case's `lists:`: v (a str, or an int by its
+ * decimal text, as the store hashes it) matches a member of the same text. */
+static int case_dyn_has(void *ud, int list, const rk_value *v)
+{
+    const case_lists *cl = ud;
+    const rk_dynlist_info *info = rk_ruleset_dynlist(cl->rs, list);
+    char num[24];
+    const char *s = v->s;
+    size_t len = v->len;
+    if (v->type == RK_T_INT) {
+        len = (size_t)snprintf(num, sizeof num, "%" PRId64, v->i);
+        s = num;
+    } else if (v->type != RK_T_STR) {
+        return 0;
+    }
+    for (int i = 0; info && i < cl->c->nlists; i++) {
+        const rk_case_list *l = &cl->c->lists[i];
+        if (strcmp(l->name, info->name) != 0)
+            continue;
+        for (int m = 0; m < l->nmembers; m++)
+            if (l->lens[m] == len && memcmp(l->members[m], s, len) == 0)
+                return 1;
+    }
     return 0;
 }
 
@@ -244,8 +329,13 @@ static int compare(FILE *f, const rk_ruleset *rs, const rk_case *c, const rk_dec
 static bool run_case(runner *run, const rk_ruleset *rs, const rk_case_file *cf, const rk_case *c,
                      const rk_txn *txn)
 {
+    case_lists cl = {rs, c};
     rk_arena_reset(&run->arena);
+    run->ctx.dyn_has = case_dyn_has;
+    run->ctx.dyn_ud = &cl;
     rk_ruleset_eval(rs, txn, &run->ctx, &run->decision);
+    run->ctx.dyn_has = NULL; /* cl goes out of scope */
+    run->ctx.dyn_ud = NULL;
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -348,6 +438,7 @@ const rk_cli_cmd rk_cli_test = {
         "    - name: large payment goes to review\n"
         "      txn: {id: t1, account: a1, amount: 250000}   # id: defaults to the name\n"
         "      counters: {acct_txn_1h: 7}     # optional: counter values (else missing)\n"
+        "      lists: {blocked_cards: [tok_9]}  # optional: dynamic lists' members (else empty)\n"
         "      model_score: 0.93              # optional (else missing)\n"
         "      expect:\n"
         "        decision: review             # required: allow | review | block\n"
@@ -358,7 +449,9 @@ const rk_cli_cmd rk_cli_test = {
         "\n"
         "Plain YAML scalars in txn are typed as YAML 1.2 reads them (250000 is an int,\n"
         "0.5 a float, true a bool); quote a value to make it a string. A txn without\n"
-        "`ts` has no event time: give one to test time-of-day rules.\n"
+        "`ts` has no event time: give one to test time-of-day rules. There is no store:\n"
+        "a counter the case does not set is missing, and a dynamic list holds only the\n"
+        "members `lists` gives it (compared as text; an int field by its decimal text).\n"
         "\n"
         "Exit status: 0 when every case passes, 1 when any fails, 2 when a case file or\n"
         "its rule file is broken (reported as FILE:LINE:COL: message; none of that\n"

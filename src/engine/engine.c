@@ -1,4 +1,5 @@
-/* The engine object: configuration, the published snapshot and statistics.
+/* The engine object: configuration, the state store, the published snapshot
+ * and statistics.
  *
  * Loading happens here and only here, in rk_engine_open and rk_engine_reload,
  * both off the hot path. A reload compiles the new rule set without holding
@@ -6,7 +7,14 @@
  * pointer swap under a mutex workers touch once per reload). A failed reload
  * changes nothing but the counters and the remembered error. The reload mutex
  * only keeps two reloads (SIGHUP and the admin op, say) from interleaving their
- * logs and counters. */
+ * logs and counters.
+ *
+ * The store is opened after the first rule set has loaded (a typo in the rules
+ * is reported without touching the data directory) and closed after every
+ * worker is gone. Counter definitions live in the rule set (its
+ * rk_counters), so a reload swaps them together with the rules: a counter
+ * whose definition changed has a new identity hash and starts from zero,
+ * one that did not change keeps reading the same records. */
 #include "engine/engine.h"
 
 #include <pthread.h>
@@ -14,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "proto/proto.h"
@@ -21,6 +30,8 @@
 
 struct rk_engine {
     char *rules_path;          /* owned copy of the configured rule file path */
+    rk_store *store;           /* the state store; owned */
+    int64_t (*clock_ms)(void); /* wall clock for the store's TTLs */
     size_t max_body;           /* request body limit, bytes */
     rk_verdict fallback;       /* degraded decision */
     rk_snapshot_cell *cell;    /* the published snapshot */
@@ -40,11 +51,23 @@ static int load_snapshot(const char *path, rk_snapshot **out, rk_diag *diag)
     return rc;
 }
 
+void rk_engine_config_default(rk_engine_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->max_body = RK_MAX_BODY_DEFAULT;
+    c->fallback = RK_REVIEW;
+    rk_store_config_default(&c->store);
+}
+
 int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag)
 {
     rk_diag_clear(diag);
     if (!cfg || !cfg->rules_path) {
         rk_diag_set(diag, NULL, 0, 0, "no rule file configured");
+        return RK_EINVAL;
+    }
+    if (!cfg->store.dir || !cfg->store.dir[0]) {
+        rk_diag_set(diag, NULL, 0, 0, "no data directory configured");
         return RK_EINVAL;
     }
     rk_engine *e = calloc(1, sizeof *e);
@@ -57,7 +80,10 @@ int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag)
     }
     e->max_body = cfg->max_body ? cfg->max_body : RK_MAX_BODY_DEFAULT;
     e->fallback = cfg->fallback;
+    e->clock_ms = cfg->clock_ms ? cfg->clock_ms : rk_clock_wall_ms;
 
+    /* The rule set first: a typo in it is reported before the data directory
+     * is touched. */
     rk_snapshot *first = NULL;
     int rc = load_snapshot(e->rules_path, &first, diag);
     if (rc == 0) {
@@ -67,6 +93,9 @@ int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag)
             rk_diag_set(diag, e->rules_path, 0, 0, "%s", rk_strerror(rc));
         }
     }
+    if (rc == 0 && (rc = rk_store_open(&cfg->store, &e->store)) < 0)
+        rk_diag_set(diag, cfg->store.dir, 0, 0, "cannot open the state store: %s%s",
+                    rk_strerror(rc), rc == RK_ENOMEM ? "" : " (the log says why)");
     if (rc < 0) {
         rk_engine_close(e);
         return rc;
@@ -80,6 +109,7 @@ void rk_engine_close(rk_engine *e)
     if (!e)
         return;
     rk_snapshot_cell_free(e->cell);
+    rk_store_close(e->store);
     rk_stats_free(e->stats);
     pthread_mutex_destroy(&e->reload_lock);
     free(e->rules_path);
@@ -139,4 +169,14 @@ size_t rk_engine_max_body(const rk_engine *e)
 rk_verdict rk_engine_fallback(const rk_engine *e)
 {
     return e->fallback;
+}
+
+rk_store *rk_engine_store(rk_engine *e)
+{
+    return e->store;
+}
+
+int64_t rk_engine_now_ms(const rk_engine *e)
+{
+    return e->clock_ms();
 }

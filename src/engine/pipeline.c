@@ -1,15 +1,27 @@
 /* The request path, as straight-line calls in the order of DESIGN.md section 1:
- * size check, decode, state, model, rules, decide, encode. rk_pipeline_run is
- * the one place that shows it; everything else in this file is a helper for a
- * single step or for the non-score ops.
+ * size check, decode, state, model, rules, decide, encode, then record and
+ * commit. rk_pipeline_run is the one place that shows it; everything else in
+ * this file is a helper for a single step or for the non-score ops.
+ *
+ * State. A score request runs as one write transaction on the worker's store
+ * handle: the retry check by id comes first (a retry is answered with the
+ * stored reply plus "replayed": true and changes nothing), then the velocity
+ * counters are updated and read into their slots, dynamic lists are looked up
+ * from inside the rules (ctx.dyn_has), and the decision is recorded with its
+ * reply bytes before the commit, so counters and decision become durable
+ * together; in strict mode the commit returns only once an fsync covers it,
+ * so nothing is answered before it is durable. Any storage failure aborts the
+ * transaction (nothing of the request is kept) and answers the configured
+ * fallback decision with "degraded": true, as the protocol promises.
  *
  * Ownership and lifetimes: the worker owns all scratch (allocated once in
  * rk_worker_new) and a reference to the snapshot it scores with. The snapshot
  * is refreshed between requests only, so a request finishes on the rule set it
  * started with, and the reason-id pointers into it stay valid while the reply
- * is sent. Decoded strings borrow the caller's message buffer. Every reply,
- * error or not, is written into the worker's reply buffer and counted in
- * stats exactly once. */
+ * is sent. Decoded strings borrow the caller's message buffer, which outlives
+ * the transaction (the store may re-run its operations on a map growth and
+ * reads their arguments again). Every reply, error or not, is written into the
+ * worker's reply buffer and counted in stats exactly once. */
 #include "engine/pipeline.h"
 
 #include <stdio.h>
@@ -21,13 +33,18 @@
 #include "lib/arena.h"
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/log.h"
 #include "rules/ruleset.h"
+#include "state/counters.h"
+#include "state/dlist.h"
+#include "state/recent.h"
 
 #define ARENA_CAP (64 * 1024) /* lower()/upper() results of one request */
 /* Room for the largest reply: a score reply naming every rule of the largest
  * rule set twice (reasons and shadow), or the stats map with a hit count per
  * rule, plus the fixed keys. Rule ids are at most RK_NAME_MAX bytes. */
 #define REPLY_CAP (2 * RK_MAX_RULES * (RK_NAME_MAX + 16) + 16 * 1024)
+#define DEGRADED_LOG_NS 1000000000 /* at most one "degraded" log line per second per worker */
 
 struct rk_worker {
     rk_engine *engine;                 /* for admin ops */
@@ -46,7 +63,27 @@ struct rk_worker {
     const char *shadow[RK_MAX_RULES];  /* ids of matched shadow rules, into snap */
     rk_outbuf out;                     /* packs into reply_mem; must not move (packer points at it) */
     uint8_t *reply_mem;                /* REPLY_CAP bytes */
+    rk_store_worker *sw;               /* this thread's handle on the state store */
+    bool when[RK_COUNTERS_MAX];        /* the counters' `when:` filters for the current request */
+    int state_err;                     /* a store failure met while the rules ran (dyn_has), or 0 */
+    int64_t degraded_logged_ns;        /* when this worker last logged a degraded answer */
 };
+
+/* Dynamic list membership for the evaluator, inside the request's
+ * transaction. A failure makes the test unknown and, once the rules are done,
+ * the whole request degraded: the transaction cannot be trusted any more. */
+static int dyn_has(void *ud, int list, const rk_value *v)
+{
+    rk_worker *w = ud;
+    const rk_dynlist_info *d = rk_ruleset_dynlist(rk_snapshot_ruleset(w->snap), list);
+    bool present = false;
+    int rc = d ? rk_dlist_has(w->sw, d->name, v, &present) : RK_EINVAL;
+    if (rc < 0) {
+        w->state_err = rc;
+        return rc;
+    }
+    return present;
+}
 
 int rk_worker_new(rk_engine *e, rk_worker **out)
 {
@@ -59,11 +96,14 @@ int rk_worker_new(rk_engine *e, rk_worker **out)
     w->max_body = rk_engine_max_body(e);
     w->fallback = rk_engine_fallback(e);
     w->reply_mem = malloc(REPLY_CAP);
-    if (!w->reply_mem || rk_arena_init(&w->arena, ARENA_CAP) < 0) {
+    if (!w->reply_mem || rk_arena_init(&w->arena, ARENA_CAP) < 0 ||
+        rk_store_worker_new(rk_engine_store(e), &w->sw) < 0) {
         rk_worker_free(w);
         return RK_ENOMEM;
     }
     w->ctx.arena = &w->arena;
+    w->ctx.dyn_has = dyn_has;
+    w->ctx.dyn_ud = w;
     rk_outbuf_init(&w->out, w->reply_mem, REPLY_CAP);
     w->snap = rk_snapshot_cell_acquire(w->cell);
     *out = w;
@@ -75,6 +115,7 @@ void rk_worker_free(rk_worker *w)
     if (!w)
         return;
     rk_snapshot_release(w->snap);
+    rk_store_worker_free(w->sw);
     rk_arena_free(&w->arena);
     free(w->reply_mem);
     free(w);
@@ -121,25 +162,115 @@ static void decide(rk_worker *w, const rk_ruleset *rs, rk_reply *r)
     };
 }
 
-/* encode: the score reply; when it cannot be encoded (an internal failure,
- * not the client's), the configured fallback decision with degraded: true,
- * as the protocol promises, rather than dropping the request. */
-static size_t encode(rk_worker *w, rk_reply *r, const uint8_t **reply)
+/* The configured fallback decision with degraded: true, after an internal
+ * failure (rc) at any step after decoding. The transaction, if one is open,
+ * is abandoned: nothing of this request is kept, so a retry is scored afresh.
+ * (When only strict mode's fsync failed, the commit itself stands and a retry
+ * is answered with the recorded decision.) */
+static size_t degraded(rk_worker *w, const rk_ruleset *rs, int64_t t0, int rc,
+                       const uint8_t **reply)
 {
-    if (rk_proto_encode_reply(&w->out, r) == 0) {
-        rk_snapshot_count_hits(w->snap, &w->dec);
-        rk_stats_count_decision(w->stats, w->dec.verdict, false);
-        return finish(w, reply);
+    rk_store_abort(w->sw);
+    int64_t now = rk_clock_ns();
+    if (now - w->degraded_logged_ns >= DEGRADED_LOG_NS || !w->degraded_logged_ns) {
+        w->degraded_logged_ns = now;
+        rk_log_error("scoring failed (%s): answered the fallback decision, degraded",
+                     rk_strerror(rc));
     }
     rk_outbuf_reset(&w->out);
-    r->decision = rk_verdict_name(w->fallback);
-    r->score = 0;
-    r->nreasons = r->nshadow = 0;
-    r->shadow_decision = NULL;
-    r->degraded = true;
-    rk_proto_encode_reply(&w->out, r);
+    rk_reply r = {
+        .id = w->req.id,
+        .id_len = w->req.id_len,
+        .decision = rk_verdict_name(w->fallback),
+        .ruleset = rk_ruleset_label(rs),
+        .took_us = (now - t0) / 1000,
+        .degraded = true,
+    };
+    rk_proto_encode_reply(&w->out, &r); /* no reasons: always fits */
     rk_stats_count_decision(w->stats, w->fallback, true);
     return finish(w, reply);
+}
+
+/* state, first part: opens the transaction and looks the id up. Returns 1
+ * for a retry (*rp filled), 0 for a new request, or a negative code. */
+static int state_begin(rk_worker *w, rk_replay *rp)
+{
+    w->state_err = 0;
+    int rc = rk_store_begin(w->sw, rk_engine_now_ms(w->engine));
+    if (rc < 0)
+        return rc;
+    rc = rk_recent_check(w->sw, w->req.id, w->req.id_len, rp);
+    return rc == 0 ? 1 : rc == RK_ENOTFOUND ? 0 : rc;
+}
+
+/* state, second part: updates and reads every counter of the rule set into
+ * its slot (missing when a key field is absent). */
+static int state_counters(rk_worker *w, const rk_ruleset *rs)
+{
+    const rk_counters *c = rk_ruleset_counters(rs);
+    if (!c)
+        return 0;
+    rk_ruleset_counter_when(rs, &w->txn, &w->ctx, w->when);
+    return rk_counters_apply(w->sw, c, &w->txn, w->txn.v[RK_F_TS].i, w->when,
+                             &w->txn.v[rk_ruleset_counter_base(rs)]);
+}
+
+/* Packs a single raw msgpack fragment (already encoded bytes). */
+static void put_raw(rk_outbuf *out, const uint8_t *p, size_t n)
+{
+    if (n)
+        out->pk.callback(out->pk.data, (const char *)p, n);
+}
+
+/* A retry: the stored reply with "replayed": true added to its map, after a
+ * commit (in strict mode the original decision is durable before it is
+ * answered again). Nothing else is written. */
+static size_t replayed(rk_worker *w, const rk_ruleset *rs, int64_t t0, const rk_replay *rp,
+                       const uint8_t **reply)
+{
+    const uint8_t *p = rp->reply;
+    size_t n = rp->reply_len, hdr;
+    uint32_t nkeys;
+    if (n >= 1 && (p[0] & 0xf0) == 0x80) {
+        nkeys = p[0] & 0x0f;
+        hdr = 1;
+    } else if (n >= 3 && p[0] == 0xde) {
+        nkeys = (uint32_t)p[1] << 8 | p[2];
+        hdr = 3;
+    } else {
+        return degraded(w, rs, t0, RK_ECORRUPT, reply); /* we only ever store maps */
+    }
+    rk_outbuf_reset(&w->out);
+    msgpack_pack_map(&w->out.pk, nkeys + 1);
+    put_raw(&w->out, p + hdr, n - hdr);
+    rk_outbuf_str(&w->out, "replayed");
+    msgpack_pack_true(&w->out.pk);
+    int rc = w->out.overflow ? RK_ETOOBIG : rk_store_commit(w->sw);
+    if (rc < 0)
+        return degraded(w, rs, t0, rc, reply);
+    rk_stats_count_replayed(w->stats);
+    return finish(w, reply);
+}
+
+/* record + commit: remembers, hashed, the values dynamic lists add on
+ * confirmed fraud, records the decision and its reply for retries and
+ * feedback, and commits. */
+static int state_commit(rk_worker *w, const rk_ruleset *rs)
+{
+    int n = rk_ruleset_ndynlists(rs);
+    for (int i = 0; i < n; i++) {
+        const rk_dynlist_info *d = rk_ruleset_dynlist(rs, i);
+        if (d->fraud_slot < 0)
+            continue;
+        int rc = rk_recent_add_value(w->sw, rk_admin_list_tag(d->name), &w->txn.v[d->fraud_slot]);
+        if (rc == RK_ETOOBIG)
+            break; /* more feedback keys than a record keeps: this one cannot be listed later */
+        if (rc < 0)
+            return rc;
+    }
+    int rc = rk_recent_record(w->sw, w->req.id, w->req.id_len, (int)w->dec.verdict,
+                              w->txn.v[RK_F_TS].i, w->out.buf, w->out.len);
+    return rc < 0 ? rc : rk_store_commit(w->sw);
 }
 
 /* Ops other than score: ping anywhere, admin ops on the admin endpoint only. */
@@ -164,6 +295,15 @@ static size_t run_op(rk_worker *w, bool admin, const uint8_t **reply)
          * worker last scored. */
         w->snap = rk_snapshot_cell_refresh(w->cell, w->snap);
         rk_admin_stats(w->engine, w->snap, &w->out);
+        break;
+    case RK_OP_LIST_ADD:
+    case RK_OP_LIST_RM:
+    case RK_OP_LIST_GET:
+    case RK_OP_FEEDBACK:
+    case RK_OP_BACKUP:
+        if (rk_admin_state_op(w->engine, w->sw, rk_snapshot_ruleset(w->snap), &w->req, &w->out,
+                              &w->perr) < 0)
+            return error_reply(w, w->perr.code, w->perr.msg, reply);
         break;
     default: {
         char msg[128];
@@ -218,12 +358,19 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
     if (w->req.op != RK_OP_SCORE)
         return run_op(w, admin, reply);
     if (w->txn.v[RK_F_TS].type == RK_T_MISSING)
-        w->txn.v[RK_F_TS] = rk_value_int(rk_clock_wall_ms());
+        w->txn.v[RK_F_TS] = rk_value_int(rk_engine_now_ms(w->engine));
 
-    /* state: one LMDB write transaction — retry de-duplication by id, velocity
-     * counters, dynamic lists — fills the counter slots here (DESIGN.md
-     * section 4; not built yet: rule sets declaring counters are rejected at
-     * load). An internal failure in it answers via the fallback (encode). */
+    /* state: one write transaction — retry de-duplication by id, then the
+     * velocity counters into their slots (DESIGN.md section 4). Dynamic lists
+     * are read by the rules below, inside the same transaction. */
+    rk_replay rp;
+    int rc = state_begin(w, &rp);
+    if (rc == 1)
+        return replayed(w, rs, t0, &rp, reply);
+    if (rc == 0)
+        rc = state_counters(w, rs);
+    if (rc < 0)
+        return degraded(w, rs, t0, rc, reply);
 
     /* model: feature expressions -> tree ensemble -> the model.score slot and
      * rk_reply.has_model_score (DESIGN.md section 5; not built yet). */
@@ -234,6 +381,8 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
         rk_stats_add_arith_errors(w->stats, w->ctx.arith_errors);
         w->ctx.arith_errors = 0;
     }
+    if (w->state_err)
+        return degraded(w, rs, t0, w->state_err, reply);
 
     /* decide: verdict, score and reasons as the reply names them. */
     rk_reply r;
@@ -241,9 +390,18 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
 
     /* encode */
     r.took_us = (rk_clock_ns() - t0) / 1000;
-    return encode(w, &r, reply);
-}
+    if (rk_proto_encode_reply(&w->out, &r) < 0)
+        return degraded(w, rs, t0, RK_ETOOBIG, reply);
 
+    /* record + commit: the decision (with its reply, for retries) and the
+     * counter updates are committed together before the reply is sent (in
+     * strict durability: made durable). */
+    if ((rc = state_commit(w, rs)) < 0)
+        return degraded(w, rs, t0, rc, reply);
+    rk_snapshot_count_hits(w->snap, &w->dec);
+    rk_stats_count_decision(w->stats, w->dec.verdict, false);
+    return finish(w, reply);
+}
 
 size_t rk_pipeline_reject(rk_worker *w, const uint8_t *msg, size_t len, rk_wire_err code,
                           const char *message, const uint8_t **reply)

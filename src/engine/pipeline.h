@@ -1,10 +1,11 @@
 /* The request path (DESIGN.md section 1): one message in, one reply out.
  *
  * A worker is one thread's scratch space for it: the decoded transaction, the
- * evaluation context and its arena, the decision, the reply buffer and the
- * reason-id arrays, all allocated by rk_worker_new so that scoring allocates
- * nothing afterwards. A worker is used by one thread at a time and holds a
- * reference to the snapshot it last scored with. */
+ * evaluation context and its arena, the decision, the reply buffer, the
+ * reason-id arrays and its handle on the state store (rk_store_worker), all
+ * allocated by rk_worker_new so that scoring allocates nothing afterwards. A
+ * worker is used by one thread at a time and holds a reference to the
+ * snapshot it last scored with. */
 #ifndef RK_PIPELINE_H
 #define RK_PIPELINE_H
 
@@ -22,9 +23,13 @@ void rk_worker_free(rk_worker *w);
 
 /* Runs one request (msg, len: the msgpack body) and returns the length of the
  * reply, which *reply points to; valid until the next call on this worker.
- * Always produces a reply: a score reply, an error reply, or an op's reply.
- * admin: the message came from the admin endpoint, where admin ops (reload,
- * stats) are accepted as well as score and ping. */
+ * Always produces a reply: a score reply (a retry's stored one with
+ * "replayed": true, or the fallback with "degraded": true after a storage
+ * failure), an error reply, or an op's reply. A score request commits its
+ * state before this returns; in strict durability that includes waiting for
+ * the fsync. admin: the message came from the admin endpoint, where admin ops
+ * (reload, stats, list_add/rm/get, feedback, backup) are accepted as well as
+ * score and ping. */
 size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
                        const uint8_t **reply);
 

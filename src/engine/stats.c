@@ -21,6 +21,7 @@ struct rk_stats {
     atomic_uint_fast64_t requests;                   /* messages through the pipeline */
     atomic_uint_fast64_t decisions[RK_VERDICT__COUNT]; /* score replies by verdict */
     atomic_uint_fast64_t degraded;                   /* of which fallback decisions */
+    atomic_uint_fast64_t replayed;                   /* retries answered from the store */
     atomic_uint_fast64_t errors[RK_WERR__COUNT];     /* error replies by wire code */
     atomic_uint_fast64_t arith_errors;               /* evaluator division/overflow results */
     atomic_int_fast64_t inflight;                    /* received by the server, not yet answered */
@@ -74,6 +75,11 @@ void rk_stats_count_decision(rk_stats *st, rk_verdict v, bool degraded)
         bump(&st->degraded, 1);
 }
 
+void rk_stats_count_replayed(rk_stats *st)
+{
+    bump(&st->replayed, 1);
+}
+
 void rk_stats_count_error(rk_stats *st, rk_wire_err code)
 {
     if ((unsigned)code < RK_WERR__COUNT)
@@ -117,6 +123,16 @@ uint64_t rk_stats_requests(const rk_stats *st)
     return get(&st->requests);
 }
 
+uint64_t rk_stats_replayed(const rk_stats *st)
+{
+    return get(&st->replayed);
+}
+
+uint64_t rk_stats_degraded(const rk_stats *st)
+{
+    return get(&st->degraded);
+}
+
 uint64_t rk_stats_errors(const rk_stats *st, rk_wire_err code)
 {
     return (unsigned)code < RK_WERR__COUNT ? get(&st->errors[code]) : 0;
@@ -158,7 +174,39 @@ static void pack_hits(msgpack_packer *pk, const rk_snapshot *snap, bool shadow)
             pack_kv_u64(pk, rk_ruleset_rule_id(rs, i), rk_snapshot_hits(snap, i));
 }
 
-int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, msgpack_packer *pk)
+/* The store section: the same names as rk_store_stats (docs/operations.md). */
+static void pack_store(msgpack_packer *pk, const rk_store_stats *s)
+{
+    if (!s) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 20);
+    pack_cstr(pk, "durability");
+    pack_cstr(pk, rk_durability_name(s->durability));
+    pack_kv_u64(pk, "file_bytes", s->file_bytes);
+    pack_kv_u64(pk, "map_bytes", s->map_bytes);
+    pack_kv_u64(pk, "used_bytes", s->used_bytes);
+    pack_kv_u64(pk, "entries_counters", s->entries_counters);
+    pack_kv_u64(pk, "entries_lists", s->entries_lists);
+    pack_kv_u64(pk, "entries_recent", s->entries_recent);
+    pack_kv_u64(pk, "entries_meta", s->entries_meta);
+    pack_kv_u64(pk, "commits", s->commits);
+    pack_kv_u64(pk, "aborts", s->aborts);
+    pack_kv_u64(pk, "syncs", s->syncs);
+    pack_kv_u64(pk, "durable_commits", s->durable_commits);
+    pack_kv_u64(pk, "map_growths", s->map_growths);
+    pack_kv_u64(pk, "txn_replays", s->txn_replays);
+    pack_kv_u64(pk, "sweeps", s->sweeps);
+    pack_kv_u64(pk, "swept_counters", s->swept_counters);
+    pack_kv_u64(pk, "swept_lists", s->swept_lists);
+    pack_kv_u64(pk, "swept_recent", s->swept_recent);
+    pack_kv_u64(pk, "store_errors", s->store_errors);
+    pack_kv_u64(pk, "page_size", s->page_size);
+}
+
+int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *store,
+                  msgpack_packer *pk)
 {
     char last_error[sizeof st->last_error];
     int64_t last_error_ms, last_ok_ms;
@@ -168,7 +216,7 @@ int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, msgpack_packer *pk)
     last_ok_ms = st->last_ok_ms;
     pthread_mutex_unlock(&st->lock);
 
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 14);
     pack_cstr(pk, "ruleset");
     pack_cstr(pk, rk_snapshot_label(snap));
     pack_kv_u64(pk, "uptime_s", (uint64_t)((rk_clock_ns() - st->started_ns) / 1000000000));
@@ -183,6 +231,7 @@ int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, msgpack_packer *pk)
     for (int v = 0; v < RK_VERDICT__COUNT; v++)
         pack_kv_u64(pk, rk_verdict_name((rk_verdict)v), get(&st->decisions[v]));
     pack_kv_u64(pk, "degraded", get(&st->degraded));
+    pack_kv_u64(pk, "replayed", get(&st->replayed));
 
     pack_cstr(pk, "errors");
     msgpack_pack_map(pk, RK_WERR__COUNT - 1);
@@ -209,6 +258,9 @@ int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, msgpack_packer *pk)
         msgpack_pack_int64(pk, last_error_ms);
     else
         msgpack_pack_nil(pk);
+
+    pack_cstr(pk, "store");
+    pack_store(pk, store);
 
     pack_cstr(pk, "rules");
     pack_hits(pk, snap, false);

@@ -15,6 +15,7 @@
 #include "engine/snapshot.h"
 #include "proto/proto.h"
 #include "rules/decision.h"
+#include "state/store.h"
 
 typedef struct rk_stats rk_stats;
 
@@ -26,6 +27,8 @@ void rk_stats_free(rk_stats *st);
 void rk_stats_count_request(rk_stats *st);
 /* One score reply with this verdict; degraded: a fallback after an internal failure. */
 void rk_stats_count_decision(rk_stats *st, rk_verdict v, bool degraded);
+/* One retry answered with its stored decision ("replayed": true). */
+void rk_stats_count_replayed(rk_stats *st);
 /* One error reply with this wire code. */
 void rk_stats_count_error(rk_stats *st, rk_wire_err code);
 /* Division by zero / overflow results seen by the evaluator. */
@@ -41,13 +44,17 @@ void rk_stats_reload_failed(rk_stats *st, const char *msg);
 
 /* Plain copies, for tests and logs. */
 uint64_t rk_stats_requests(const rk_stats *st);
+uint64_t rk_stats_replayed(const rk_stats *st);
+uint64_t rk_stats_degraded(const rk_stats *st);
 uint64_t rk_stats_errors(const rk_stats *st, rk_wire_err code);
 uint64_t rk_stats_reloads_failed(const rk_stats *st);
 int64_t rk_stats_inflight(const rk_stats *st);
 
 /* Packs the whole stats map (one msgpack map; keys in docs/config.md), with the
- * rule set label and per-rule hits taken from snap. Returns 0 (the packer's
- * buffer records overflow itself). */
-int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, msgpack_packer *pk);
+ * rule set label and per-rule hits taken from snap and the `store` section
+ * from store (NULL when the store could not be read: packed as nil). Returns
+ * 0 (the packer's buffer records overflow itself). */
+int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *store,
+                  msgpack_packer *pk);
 
 #endif

@@ -67,33 +67,6 @@ static int fail_mp(dec *d, int rc, size_t pos)
     return fail(d, RK_WERR_BAD_REQUEST, "truncated msgpack at byte %zu", pos);
 }
 
-/* Copies request bytes into dst for a message: printable ASCII as is, other
- * bytes (and the quote and backslash) as \xNN, at most 40 source bytes, then
- * "...". Client-controlled text must not be able to break a log line. */
-static const char *printable(char *dst, size_t cap, const uint8_t *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    size_t i;
-    for (i = 0; i < n && i < 40 && o + 5 < cap; i++) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-            dst[o++] = (char)c;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[c >> 4];
-            dst[o++] = hex[c & 15];
-        }
-    }
-    if (i < n && o + 4 < cap) {
-        memcpy(dst + o, "...", 3);
-        o += 3;
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
 /* The keys with a fixed meaning, in note-index order: the standard fields of
  * RK_FIELD_MAP, then the protocol keys. This runs for every key of every
  * request; with the lengths known at compile time a miss costs a byte
@@ -164,7 +137,7 @@ static int scan(dec *d)
         rc = rk_mp_skip(&r, RK_MAX_DEPTH);
         if (rc == RK_ERANGE)
             return fail(d, RK_WERR_BAD_REQUEST, "key '%s': nesting deeper than %d levels",
-                        printable(q, sizeof q, k.raw.p, k.raw.len), RK_MAX_DEPTH);
+                        rk_proto_printable(q, sizeof q, k.raw.p, k.raw.len), RK_MAX_DEPTH);
         if (rc < 0)
             return fail_mp(d, rc, r.pos);
         if (idx >= 0)
@@ -299,7 +272,7 @@ static int read_op(dec *d, rk_op *op)
         }
     }
     return fail(d, RK_WERR_UNSUPPORTED, "unknown op '%s'",
-                printable(q, sizeof q, it.raw.p, it.raw.len));
+                rk_proto_printable(q, sizeof q, it.raw.p, it.raw.len));
 }
 
 /* req->id, when the id key was seen and holds an acceptable id. Called even

@@ -39,13 +39,18 @@ typedef enum rk_wire_err {
 /* "bad_request", ...; "none" for RK_WERR_NONE. */
 const char *rk_wire_err_name(rk_wire_err e);
 
-/* Operations: enum name, wire `op` value, whether admin-only. Later issues add
- * list maintenance and feedback here. */
+/* Operations: enum name, wire `op` value, whether admin-only. Arguments and
+ * replies: docs/protocol.md, "Operations". */
 #define RK_OP_MAP(XX)               \
     XX(SCORE, "score", 0)           \
     XX(PING, "ping", 0)             \
     XX(RELOAD, "reload", 1)         \
-    XX(STATS, "stats", 1)
+    XX(STATS, "stats", 1)           \
+    XX(LIST_ADD, "list_add", 1)     \
+    XX(LIST_RM, "list_rm", 1)       \
+    XX(LIST_GET, "list_get", 1)     \
+    XX(FEEDBACK, "feedback", 1)     \
+    XX(BACKUP, "backup", 1)
 
 typedef enum rk_op {
 #define XX(name, text, admin) RK_OP_##name,
@@ -56,6 +61,11 @@ typedef enum rk_op {
 
 const char *rk_op_name(rk_op op);
 bool rk_op_is_admin(rk_op op);
+
+/* Copies request bytes (s, n) into dst (cap bytes) for an error message:
+ * printable ASCII as is, other bytes (and the quote and backslash) as \xNN, at
+ * most 40 source bytes, then "...". Returns dst, NUL-terminated. */
+const char *rk_proto_printable(char *dst, size_t cap, const uint8_t *s, size_t n);
 
 /* A decoding failure: the wire code and a message naming the field. */
 typedef struct rk_proto_err {

@@ -101,6 +101,8 @@ static int emit_const(compiler *c, emitter *e, rk_value v)
 
 static int emit_in(compiler *c, emitter *e, const rk_node *n)
 {
+    if (!n->list) /* a dynamic list: asked at run time, nothing to keep here */
+        return emit(c, e, RK_OP_IN_DYN, n->op, n->dyn_index);
     const rk_list **lists = reserve(e->lists, &e->caplists, e->nlists + 1, sizeof *lists);
     if (!lists)
         return no_memory(c);
@@ -360,6 +362,9 @@ static int check_name(compiler *c, rk_node *n)
         const rk_sym *s = &env->syms[i];
         if (!name_is(s->name, n->name, n->name_len))
             continue;
+        if (env->nvisible > 0 && i >= env->nvisible)
+            return rk_src_error(&c->src, RK_EINVAL, n->tok, "'%s' cannot be used here (%s)",
+                                s->name, env->hidden_why ? env->hidden_why : "not allowed");
         if (s->slot < 0 || s->slot >= RK_MAX_SLOTS || s->type < RK_T_INT || s->type > RK_T_BOOL)
             return rk_src_error(&c->src, RK_EINVAL, n->tok, "field '%s' has no valid slot or type",
                                 s->name);
@@ -367,8 +372,9 @@ static int check_name(compiler *c, rk_node *n)
         n->type = (uint8_t)s->type;
         return 0;
     }
+    int nsuggest = env->nvisible > 0 && env->nvisible < env->nsyms ? env->nvisible : env->nsyms;
     return unknown(c, n->tok, "field", n->name, n->name_len,
-                   (name_table){env->syms, env->nsyms, sizeof *env->syms, false});
+                   (name_table){env->syms, nsuggest, sizeof *env->syms, false});
 }
 
 static const char *const arg_kind_names[] = {
@@ -529,6 +535,16 @@ static int check_in(compiler *c, rk_node *n)
         if (!nl)
             return unknown(c, n->list_pos, "list", n->name, n->name_len,
                            (name_table){env->lists, env->nlists, sizeof *env->lists, false});
+        if (nl->dynamic) {
+            /* Members are whatever the store holds when the rule runs: never
+             * folded, and an int is looked up by its decimal text. */
+            n->list = NULL;
+            n->dyn_index = nl->dyn_index;
+            return 0;
+        }
+        if (!nl->list)
+            return rk_src_error(&c->src, RK_EINVAL, n->list_pos,
+                                "list '%s' is neither dynamic nor given members", nl->name);
         if (t == RK_T_INT && !rk_list_all_int(nl->list)) {
             char what[RK_NAME_MAX * 2];
             if (n->a->kind == RK_N_NAME)

@@ -9,7 +9,9 @@
  * comparisons, `in` and arithmetic with a missing operand give missing
  * (unknown), `and`/`or` give false/true when one side decides it, and every
  * arithmetic error (division by zero, int64 overflow, a non-finite float)
- * gives missing and is counted in ctx->arith_errors. */
+ * gives missing and is counted in ctx->arith_errors. Dynamic lists are the
+ * one thing the VM asks outside itself (ctx->dyn_has, the store's look-up);
+ * a failed look-up is unknown, like a missing operand. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,6 +153,15 @@ static inline rk_value or3(rk_value a, rk_value b)
     return both(a, b) ? rk_value_bool(false) : rk_value_missing();
 }
 
+/* `v in @list` for a dynamic list (v known, a str or an int): the store's
+ * answer through ctx->dyn_has, unknown when the look-up failed; without a
+ * store every dynamic list is empty. neg is 1 for `not in`. */
+static inline rk_value in_dyn(const rk_value *v, int list, int neg, rk_eval_ctx *ctx)
+{
+    int r = ctx->dyn_has ? ctx->dyn_has(ctx->dyn_ud, list, v) : 0;
+    return r < 0 ? rk_value_missing() : rk_value_bool((r > 0) != neg);
+}
+
 static inline rk_value call(const rk_func *f, const rk_value *args, const rk_value *slots,
                             rk_eval_ctx *ctx)
 {
@@ -275,6 +286,10 @@ rk_value rk_vm_run(const rk_program *p, const rk_value *slots, rk_eval_ctx *ctx)
         case RK_OP_IN_I:
             if (known(sp[-1]))
                 sp[-1] = rk_value_bool(rk_list_has_int(p->lists[in.a], sp[-1].i) != in.aux);
+            break;
+        case RK_OP_IN_DYN:
+            if (known(sp[-1]))
+                sp[-1] = in_dyn(&sp[-1], in.a, in.aux, ctx);
             break;
         case RK_OP_JF:
             if (is_false(sp[-1]))

@@ -25,7 +25,10 @@ typedef struct rk_sym {
     int slot;         /* index into the slots array given to rk_expr_eval */
 } rk_sym;
 
-/* A list that `x in @name` may test. */
+/* A list that `x in @name` may test. A static list's members are known when
+ * the expression compiles; a dynamic list's live in the state store, so
+ * `x in @name` over it is never folded and asks ctx->dyn_has at run time (an
+ * int x by its decimal text, as the store hashes it). */
 typedef struct rk_named_list {
     const char *name;     /* list name, without the '@' */
     const rk_list *list;  /* members of a static list; NULL for a dynamic one */
@@ -37,24 +40,28 @@ typedef struct rk_named_list {
  * file (for diagnostics). The expression text may span lines (YAML block
  * scalars): line n > 1 of the text starts at column cont_col. */
 typedef struct rk_expr_env {
-    const rk_sym *syms;
-    int nsyms;
-    const rk_named_list *lists;
-    int nlists;
-    const char *file; /* for diagnostics */
-    int line;         /* 1-based line of the first character of the text */
-    int col;          /* 1-based column of the first character of the text */
-    int cont_col;     /* 1-based column where continuation lines start */
+    const rk_sym *syms;         /* names the expression may read */
+    int nsyms;                  /* entries in syms */
+    const rk_named_list *lists; /* lists `in @name` may test */
+    int nlists;                 /* entries in lists */
+    const char *file;           /* for diagnostics */
+    int line;                   /* 1-based line of the first character of the text */
+    int col;                    /* 1-based column of the first character of the text */
+    int cont_col;               /* 1-based column where continuation lines start */
+    int nvisible;               /* > 0: only syms[0..nvisible) may be read here; the rest are refused by name */
+    const char *hidden_why;     /* why the rest are refused, for "'x' cannot be used here (WHY)" */
 } rk_expr_env;
 
 /* Compiles text (len bytes, need not be NUL-terminated). want is the required
  * result type (RK_T_BOOL for a rule's `when`), or RK_T_MISSING for any.
  * Returns 0 and sets *out, or a negative code (RK_EPARSE, RK_ETYPE,
- * RK_ENOTFOUND, RK_ENOMEM) with diag set to the first problem, positioned at
+ * RK_ENOTFOUND, RK_ENOMEM; RK_EINVAL for a name env->nvisible hides) with
+ * diag set to the first problem, positioned at
  * the offending token, e.g. `rules.yaml:42:17: unknown field 'amout' (did you
  * mean 'amount'?)`. Also RK_ERANGE when a constant subexpression divides by
  * zero or overflows (`1 / 0`), and RK_EINVAL when out is NULL or a symbol has
- * a slot outside [0, RK_MAX_SLOTS) or no value type. *out is untouched on
+ * a slot outside [0, RK_MAX_SLOTS) or no value type, or a static list has no
+ * rk_list. *out is untouched on
  * error. env may be NULL (no names; positions from 1:1). */
 int rk_expr_compile(const char *text, size_t len, const rk_expr_env *env, rk_type want,
                     rk_expr **out, rk_diag *diag);

@@ -73,6 +73,7 @@
     XX(NE_S_SK, 1, SK)                                                               \
     XX(IN_S, 0, LIST)    /* top in lists[a]; aux 1 negates (`not in`) */             \
     XX(IN_I, 0, LIST)                                                                \
+    XX(IN_DYN, 0, DYN)   /* top in dynamic list a: asks ctx->dyn_has */              \
     XX(JF, 0, JUMP)      /* jump to a when top is false, leaving it as the result */ \
     XX(JT, 0, JUMP)      /* jump to a when top is true, leaving it as the result */  \
     XX(AND, -1, NONE)    /* three-valued and of the two on top */                    \
@@ -88,6 +89,7 @@ typedef enum rk_operand {
     RK_OPND_JUMP, /* instruction index */
     RK_OPND_FUNC, /* index into rk_funcs */
     RK_OPND_SK,   /* b a slot, a index into the constants */
+    RK_OPND_DYN,  /* a dynamic list's index, passed to ctx->dyn_has */
 } rk_operand;
 
 typedef enum rk_op {
@@ -106,7 +108,7 @@ extern const char *const rk_op_names[RK_OP__COUNT];
 
 typedef struct rk_insn {
     uint8_t op;  /* an rk_op */
-    uint8_t aux; /* IN_*: 1 for `not in` */
+    uint8_t aux; /* IN_* (IN_DYN too): 1 for `not in` */
     uint16_t b;  /* *_SK: the slot */
     int32_t a;   /* constant, slot, list, jump target or function index */
 } rk_insn;

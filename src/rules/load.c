@@ -6,9 +6,11 @@
  * rules with the position of each, checking everything that does not need the
  * whole picture (keys, kinds, ids, duplicates). An included file's rules come
  * before the including file's own, in `include:` order, whatever the key's
- * place in the file. The second phase compiles every `when` against the
- * complete symbol table and list set, so a rule may use a list or schema
- * field declared in any file. The first problem stops the load: it is put in
+ * place in the file. The second phase resolves the fields that counters and
+ * dynamic lists name (load_state.c), builds the symbol table — standard
+ * fields, schema extras, counters — and compiles every `when` against it and
+ * the complete list set, so a rule may use a list, schema field or counter
+ * declared in any file. The first problem stops the load: it is put in
  * the caller's rk_diag as `file:line:col: message` and everything built so far
  * is freed; a rule set is returned whole or not at all.
  *
@@ -25,57 +27,14 @@
 #include <unistd.h>
 
 #include "lib/err.h"
-#include "rules/ruleset_int.h"
-#include "rules/yamlnode.h"
+#include "rules/load_int.h"
 
-#define INCLUDE_DEPTH_MAX 16            /* levels of include below the top file */
 #define RULE_FILE_MAX (16u << 20)       /* bytes; a rule file larger than this is a mistake */
 #define LIST_FILE_MAX (256u << 20)      /* bytes of one list file */
 #define SCORE_MAX 1e9                   /* |score| and |threshold| bound, so sums stay exact */
 #define VERSION_MAX 64                  /* bytes of `version:` */
 
-/* A rule's condition between the two phases: its text and where it sits. */
-typedef struct rule_src {
-    char *text;   /* copy of the YAML scalar */
-    size_t len;   /* its length (it may hold NULs from escapes) */
-    int file;     /* index into rs->files */
-    int line;     /* where the text starts, as rk_expr_env wants it */
-    int col;      /* column of its first character */
-    int cont_col; /* column its continuation lines start at */
-} rule_src;
-
-/* One file on the include chain. */
-typedef struct chain_link {
-    char *identity; /* canonical path (realpath); NULL for text loaded from memory */
-    int file;       /* index into rs->files */
-} chain_link;
-
-typedef struct loader {
-    rk_ruleset *rs;                        /* being built; freed by the caller on failure */
-    rk_diag *diag;                         /* the first problem */
-    rule_src *src;                         /* parallel to rs->rules */
-    int cap_rules;                         /* allocated entries of rs->rules */
-    int cap_src;                           /* allocated entries of src */
-    int cap_lists;                         /* allocated entries of rs->lists */
-    int cap_files;                         /* allocated entries of rs->files */
-    rk_srcpos schema_pos[RK_SCHEMA_MAX];   /* where each schema field was declared */
-    chain_link chain[INCLUDE_DEPTH_MAX + 1]; /* the top file, then each include being loaded */
-    int depth;                             /* entries used in chain */
-    char **seen;                           /* identities of every file loaded so far */
-    int nseen;                             /* entries used in seen */
-    int cap_seen;                          /* allocated entries of seen */
-} loader;
-
-/* One file being walked. */
-typedef struct file_ctx {
-    rk_yn_doc doc;   /* its YAML document */
-    int file;        /* index into rs->files */
-    const char *dir; /* directory that relative paths in it start from ("" = cwd) */
-    bool top;        /* the top-level rule file (not an include) */
-} file_ctx;
-
-/* Makes room for one more element in a growable array. */
-static int grow(void **arr, int *cap, int n, size_t size)
+int rk_load_grow(void **arr, int *cap, int n, size_t size)
 {
     if (n < *cap)
         return 0;
@@ -170,18 +129,11 @@ static char *dir_of(const char *path)
 static int add_file(loader *L, const char *shown)
 {
     rk_ruleset *rs = L->rs;
-    if (grow((void **)&rs->files, &L->cap_files, rs->nfiles, sizeof *rs->files))
+    if (rk_load_grow((void **)&rs->files, &L->cap_files, rs->nfiles, sizeof *rs->files))
         return RK_ENOMEM;
     if (!(rs->files[rs->nfiles] = strdup(shown)))
         return RK_ENOMEM;
     return rs->nfiles++;
-}
-
-static const char *file_name(const loader *L, int file) { return L->rs->files[file]; }
-
-static rk_srcpos pos_of(const file_ctx *f, const yaml_node_t *n)
-{
-    return (rk_srcpos){.file = f->file, .line = rk_yn_line(n), .col = rk_yn_col(n)};
 }
 
 /* A lowercase name: [a-z0-9_] plus the characters in extra (the rule set's
@@ -200,9 +152,9 @@ static bool name_chars(const char *s, size_t len, const char *extra)
     return true;
 }
 
-/* An identifier ([A-Za-z_][A-Za-z0-9_]*): what the expression lexer reads as
- * one name, so schema fields and lists can be written in rules. */
-static bool is_ident(const char *s, size_t len)
+/* Schema fields, counters and lists must be identifiers so that rules can
+ * write their names. */
+bool rk_load_is_ident(const char *s, size_t len)
 {
     if (len == 0 || strlen(s) != len || (s[0] >= '0' && s[0] <= '9'))
         return false;
@@ -215,8 +167,7 @@ static bool is_ident(const char *s, size_t len)
     return true;
 }
 
-/* Words the expression language reserves: a field of that name could never be read. */
-static bool is_keyword(const char *s)
+bool rk_load_is_keyword(const char *s)
 {
     static const char *const words[] = {"and", "or", "not", "in", "true", "false"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
@@ -281,7 +232,7 @@ static int do_schema(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EPARSE,
                               "expected a field name, found %s", rk_yn_kind(kn));
         size_t len = kn->data.scalar.length;
-        if (!is_ident(name, len))
+        if (!rk_load_is_ident(name, len))
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EINVAL,
                               "invalid schema field name '%s' (use letters, digits and _, "
                               "not starting with a digit)",
@@ -290,7 +241,7 @@ static int do_schema(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EINVAL,
                               "schema field name '%s' is too long (at most %d bytes)", name,
                               RK_NAME_MAX - 1);
-        if (is_keyword(name))
+        if (rk_load_is_keyword(name))
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EINVAL,
                               "'%s' is a reserved word and cannot name a schema field", name);
         if (rk_field_find(name, len) >= 0)
@@ -301,7 +252,7 @@ static int do_schema(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
             rk_srcpos first = L->schema_pos[slot - RK_F__STD];
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EEXISTS,
                               "duplicate schema field '%s' (first defined at %s:%d:%d)", name,
-                              file_name(L, first.file), first.line, first.col);
+                              rk_load_file_name(L, first.file), first.line, first.col);
         }
         if (sc->n >= RK_SCHEMA_MAX)
             return rk_yn_fail(&f->doc, kn, L->diag, RK_ETOOBIG,
@@ -315,7 +266,7 @@ static int do_schema(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
                               tname ? tname : rk_yn_kind(tn), name);
         memcpy(sc->f[sc->n].name, name, len + 1);
         sc->f[sc->n].type = (rk_type)type;
-        L->schema_pos[sc->n] = pos_of(f, kn);
+        L->schema_pos[sc->n] = rk_load_pos(f, kn);
         sc->n++;
     }
     return 0;
@@ -428,33 +379,46 @@ static int list_inline(loader *L, file_ctx *f, const char *name, yaml_node_t *se
     return 0;
 }
 
-/* A list's value: an inline sequence, {file: path} or {dynamic: true}. */
-static int list_body(loader *L, file_ctx *f, const char *name, yaml_node_t *val, rk_list *list)
+/* A list's value: an inline sequence, {file: path} or {dynamic: true, ...}
+ * (load_state.c). def->list is created here for the static kinds. */
+static int list_body(loader *L, file_ctx *f, rk_list_def *def, yaml_node_t *val)
 {
-    static const char *const keys[] = {"file", "dynamic"};
-    if (val->type == YAML_SEQUENCE_NODE)
-        return list_inline(L, f, name, val, list);
-    if (val->type != YAML_MAPPING_NODE)
+    static const char *const keys[] = {"file", "dynamic", "add_on_fraud", "ttl"};
+    const char *name = def->name;
+    if (val->type != YAML_SEQUENCE_NODE && val->type != YAML_MAPPING_NODE)
         return rk_yn_fail(&f->doc, val, L->diag, RK_EPARSE,
                           "list '%s' must be a sequence of values, {file: path} or "
                           "{dynamic: true}",
                           name);
-    int rc = rk_yn_check_keys(&f->doc, val, keys, 2, L->diag);
+    int rc = val->type == YAML_MAPPING_NODE
+                 ? rk_yn_check_keys(&f->doc, val, keys, sizeof keys / sizeof *keys, L->diag)
+                 : 0;
     if (rc)
         return rc;
-    yaml_node_t *dkey = NULL, *dyn = rk_yn_get(&f->doc, val, "dynamic", &dkey);
-    yaml_node_t *file = rk_yn_get(&f->doc, val, "file", NULL);
+    yaml_node_t *dyn = rk_yn_get(&f->doc, val, "dynamic", NULL);
     bool dynamic = false;
     if (dyn && !rk_yn_bool(dyn, &dynamic))
         return rk_yn_fail(&f->doc, dyn, L->diag, RK_EINVAL,
                           "list '%s': 'dynamic' must be true or false", name);
     if (dynamic)
-        return rk_yn_fail(&f->doc, dkey, L->diag, RK_EUNSUPPORTED,
-                          "dynamic lists are not supported yet");
+        return rk_load_dynlist(L, f, def, val);
+    if (!(def->list = rk_list_new()))
+        return RK_ENOMEM;
+    if (val->type == YAML_SEQUENCE_NODE)
+        return list_inline(L, f, name, val, def->list);
+    for (size_t i = 2; i < sizeof keys / sizeof *keys; i++) {
+        yaml_node_t *k = NULL;
+        if (rk_yn_get(&f->doc, val, keys[i], &k))
+            return rk_yn_fail(&f->doc, k, L->diag, RK_EPARSE,
+                              "list '%s': '%s' applies to dynamic lists only (add 'dynamic: "
+                              "true')",
+                              name, keys[i]);
+    }
+    yaml_node_t *file = rk_yn_get(&f->doc, val, "file", NULL);
     if (!file)
         return rk_yn_fail(&f->doc, val, L->diag, RK_EPARSE,
                           "list '%s' needs 'file' (or an inline sequence of values)", name);
-    return list_from_file(L, f, name, file, list);
+    return list_from_file(L, f, name, file, def->list);
 }
 
 static int do_lists(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
@@ -473,7 +437,7 @@ static int do_lists(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EPARSE, "expected a list name, found %s",
                               rk_yn_kind(kn));
         size_t len = kn->data.scalar.length;
-        if (!is_ident(name, len))
+        if (!rk_load_is_ident(name, len))
             return rk_yn_fail(&f->doc, kn, L->diag, RK_EINVAL,
                               "invalid list name '%s' (use letters, digits and _, not starting "
                               "with a digit)",
@@ -486,34 +450,25 @@ static int do_lists(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
                 rk_srcpos first = rs->lists[i].pos;
                 return rk_yn_fail(&f->doc, kn, L->diag, RK_EEXISTS,
                                   "duplicate list '%s' (first defined at %s:%d:%d)", name,
-                                  file_name(L, first.file), first.line, first.col);
+                                  rk_load_file_name(L, first.file), first.line, first.col);
             }
         }
-        if (grow((void **)&rs->lists, &L->cap_lists, rs->nlists, sizeof *rs->lists))
+        if (rk_load_grow((void **)&rs->lists, &L->cap_lists, rs->nlists, sizeof *rs->lists))
             return RK_ENOMEM;
         rk_list_def *def = &rs->lists[rs->nlists];
-        *def = (rk_list_def){.name = strdup(name), .list = rk_list_new(), .pos = pos_of(f, kn)};
+        *def = (rk_list_def){.name = strdup(name), .dyn_index = -1, .pos = rk_load_pos(f, kn)};
         /* Counted before it is filled, so a failure below still frees it. */
         rs->nlists++;
-        if (!def->name || !def->list)
+        if (!def->name)
             return RK_ENOMEM;
-        int rc = list_body(L, f, name, body, def->list);
+        int rc = list_body(L, f, def, body);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* ---- counters, model: declared in the contract, not built yet --------- */
-
-static int do_counters(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
-{
-    if (rk_yn_is_empty(val))
-        return 0;
-    return rk_yn_fail(&f->doc, key, L->diag, RK_EUNSUPPORTED,
-                      "counters are not supported yet (velocity counters arrive with the LMDB "
-                      "store)");
-}
+/* ---- model: declared in the contract, not built yet -------------------- */
 
 static int do_model(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
 {
@@ -589,7 +544,7 @@ static int rule_id(loader *L, file_ctx *f, yaml_node_t *map, const char **out)
             rk_srcpos first = rs->rules[i].pos;
             return rk_yn_fail(&f->doc, idn, L->diag, RK_EEXISTS,
                               "duplicate rule id '%s' (first defined at %s:%d:%d)", id,
-                              file_name(L, first.file), first.line, first.col);
+                              rk_load_file_name(L, first.file), first.line, first.col);
         }
     }
     *out = id;
@@ -613,7 +568,7 @@ static int add_rule(loader *L, file_ctx *f, yaml_node_t *map)
     if (rc || (rc = rule_id(L, f, map, &id)))
         return rc;
 
-    rk_rule r = {.pos = pos_of(f, rk_yn_get(&f->doc, map, "id", NULL))};
+    rk_rule r = {.pos = rk_load_pos(f, rk_yn_get(&f->doc, map, "id", NULL))};
     yaml_node_t *when = rk_yn_get(&f->doc, map, "when", NULL);
     if (!when)
         return rk_yn_fail(&f->doc, map, L->diag, RK_EPARSE,
@@ -635,18 +590,15 @@ static int add_rule(loader *L, file_ctx *f, yaml_node_t *map)
         return rk_yn_fail(&f->doc, reason, L->diag, RK_EPARSE,
                           "rule '%s': 'reason' must be text, found %s", id, rk_yn_kind(reason));
 
-    if (grow((void **)&rs->rules, &L->cap_rules, rs->nrules, sizeof *rs->rules) ||
-        grow((void **)&L->src, &L->cap_src, rs->nrules, sizeof *L->src))
+    if (rk_load_grow((void **)&rs->rules, &L->cap_rules, rs->nrules, sizeof *rs->rules) ||
+        rk_load_grow((void **)&L->src, &L->cap_src, rs->nrules, sizeof *L->src))
         return RK_ENOMEM;
-    rule_src *src = &L->src[rs->nrules];
-    *src = (rule_src){.len = when->data.scalar.length, .file = f->file};
-    rk_yn_text_pos(&f->doc, when, &src->line, &src->col, &src->cont_col);
-    src->text = memdup0(rk_yn_str(when), src->len);
+    int kept = rk_load_keep_expr(f, when, &L->src[rs->nrules]);
     r.id = strdup(id);
     if (reason && !rk_yn_is_null(reason))
         r.reason = strdup(rk_yn_str(reason));
     rs->rules[rs->nrules++] = r; /* owned by rs from here, even if a copy failed */
-    if (!src->text || !r.id || (reason && !rk_yn_is_null(reason) && !r.reason))
+    if (kept || !r.id || (reason && !rk_yn_is_null(reason) && !r.reason))
         return RK_ENOMEM;
     rs->has_shadow |= r.shadow;
     return 0;
@@ -694,7 +646,7 @@ static int cycle_error(loader *L, file_ctx *f, yaml_node_t *at, int from, const 
     size_t off = (size_t)snprintf(msg, sizeof msg, "include cycle:");
     for (int i = from; i < L->depth && off < sizeof msg; i++)
         off += (size_t)snprintf(msg + off, sizeof msg - off, " %s ->",
-                                file_name(L, L->chain[i].file));
+                                rk_load_file_name(L, L->chain[i].file));
     if (off < sizeof msg)
         snprintf(msg + off, sizeof msg - off, " %s", again);
     return rk_yn_fail(&f->doc, at, L->diag, RK_EINVAL, "%s", msg);
@@ -727,7 +679,7 @@ static int include_one(loader *L, file_ctx *f, yaml_node_t *pathn)
     if (!rc && !seen_before(L, identity)) {
         int file = add_file(L, path);
         rc = file < 0 ? file
-                      : grow((void **)&L->seen, &L->cap_seen, L->nseen, sizeof *L->seen);
+                      : rk_load_grow((void **)&L->seen, &L->cap_seen, L->nseen, sizeof *L->seen);
         if (!rc) {
             L->seen[L->nseen++] = identity;
             L->chain[L->depth++] = (chain_link){.identity = identity, .file = file};
@@ -768,7 +720,7 @@ static const struct top_key {
 } top_keys[] = {
     {"ruleset", true, do_ruleset},   {"version", true, do_version},
     {"schema", false, do_schema},    {"thresholds", true, do_thresholds},
-    {"lists", false, do_lists},      {"counters", false, do_counters},
+    {"lists", false, do_lists},      {"counters", false, rk_load_counters},
     {"model", true, do_model},       {"rules", false, do_rules},
     {"include", false, do_include},
 };
@@ -831,7 +783,7 @@ static int load_text(loader *L, int file, const char *dir, const char *text, siz
                      bool top)
 {
     file_ctx f = {.file = file, .dir = dir, .top = top};
-    int rc = rk_yn_parse(&f.doc, file_name(L, file), text, len, L->diag);
+    int rc = rk_yn_parse(&f.doc, rk_load_file_name(L, file), text, len, L->diag);
     if (rc == 0) {
         rc = walk_file(L, &f, rk_yn_root(&f.doc));
         rk_yn_free(&f.doc);
@@ -841,10 +793,36 @@ static int load_text(loader *L, int file, const char *dir, const char *text, siz
 
 /* ---- phase two: symbols and compiling --------------------------------- */
 
-static int compile_rules(loader *L)
+int rk_load_keep_expr(file_ctx *f, const yaml_node_t *n, expr_src *out)
+{
+    *out = (expr_src){.len = n->data.scalar.length, .file = f->file};
+    rk_yn_text_pos(&f->doc, n, &out->line, &out->col, &out->cont_col);
+    out->text = memdup0(rk_yn_str(n), out->len);
+    return out->text ? 0 : RK_ENOMEM;
+}
+
+int rk_load_compile(loader *L, const expr_src *s, int nvisible, const char *why, rk_expr **out)
+{
+    const rk_ruleset *rs = L->rs;
+    rk_expr_env env = {.syms = rs->syms,
+                       .nsyms = rs->nsyms,
+                       .lists = rs->list_env,
+                       .nlists = rs->nlists,
+                       .file = rk_load_file_name(L, s->file),
+                       .line = s->line,
+                       .col = s->col,
+                       .cont_col = s->cont_col,
+                       .nvisible = nvisible,
+                       .hidden_why = why};
+    return rk_expr_compile(s->text, s->len, &env, RK_T_BOOL, out, L->diag);
+}
+
+/* What expressions resolve names against: the fields, then the counters
+ * (slot = index), and every list with how `in` reaches its members. */
+static int build_env(loader *L)
 {
     rk_ruleset *rs = L->rs;
-    rs->nsyms = RK_F__STD + rs->schema.n;
+    rs->nsyms = RK_F__STD + rs->schema.n + rs->ncounters;
     rs->syms = calloc((size_t)rs->nsyms, sizeof *rs->syms);
     rs->list_env = calloc((size_t)rs->nlists + 1, sizeof *rs->list_env);
     if (!rs->syms || !rs->list_env)
@@ -854,29 +832,28 @@ static int compile_rules(loader *L)
     for (int i = 0; i < rs->schema.n; i++)
         rs->syms[RK_F__STD + i] = (rk_sym){
             .name = rs->schema.f[i].name, .type = rs->schema.f[i].type, .slot = RK_F__STD + i};
+    for (int i = 0; i < rs->ncounters; i++)
+        rs->syms[rs->counter_base + i] = (rk_sym){.name = rk_counters_def(rs->counters, i)->name,
+                                                  .type = RK_T_INT,
+                                                  .slot = rs->counter_base + i};
     for (int i = 0; i < rs->nlists; i++)
-        rs->list_env[i] = (rk_named_list){.name = rs->lists[i].name, .list = rs->lists[i].list};
-    for (int i = 0; i < rs->nrules; i++) {
-        const rule_src *s = &L->src[i];
-        rk_expr_env env = {.syms = rs->syms,
-                           .nsyms = rs->nsyms,
-                           .lists = rs->list_env,
-                           .nlists = rs->nlists,
-                           .file = file_name(L, s->file),
-                           .line = s->line,
-                           .col = s->col,
-                           .cont_col = s->cont_col};
-        int rc = rk_expr_compile(s->text, s->len, &env, RK_T_BOOL, &rs->rules[i].when, L->diag);
-        if (rc)
-            return rc;
-    }
+        rs->list_env[i] = (rk_named_list){.name = rs->lists[i].name,
+                                          .list = rs->lists[i].list,
+                                          .dynamic = rs->lists[i].dynamic,
+                                          .dyn_index = rs->lists[i].dyn_index};
     return 0;
 }
 
 static int finish(loader *L)
 {
     rk_ruleset *rs = L->rs;
-    int rc = compile_rules(L);
+    int rc = rk_load_state_resolve(L);
+    if (!rc)
+        rc = build_env(L);
+    if (!rc)
+        rc = rk_load_state_compile(L);
+    for (int i = 0; !rc && i < rs->nrules; i++)
+        rc = rk_load_compile(L, &L->src[i], 0, NULL, &rs->rules[i].when);
     if (rc)
         return rc;
     size_t n = strlen(rs->name) + strlen(rs->version) + 2;
@@ -898,7 +875,7 @@ static int load_top(const char *shown, char *identity, const char *text, size_t 
     if (!rc)
         rc = add_file(&L, shown) < 0 ? RK_ENOMEM : 0;
     if (!rc && identity) {
-        rc = grow((void **)&L.seen, &L.cap_seen, 0, sizeof *L.seen);
+        rc = rk_load_grow((void **)&L.seen, &L.cap_seen, 0, sizeof *L.seen);
         if (!rc) {
             L.seen[L.nseen++] = identity;
             identity = NULL;
@@ -919,6 +896,7 @@ static int load_top(const char *shown, char *identity, const char *text, size_t 
     for (int i = 0; L.rs && i < L.rs->nrules; i++)
         free(L.src[i].text);
     free(L.src);
+    rk_load_state_free(&L);
     for (int i = 0; i < L.nseen; i++)
         free(L.seen[i]);
     free(L.seen);

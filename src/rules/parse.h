@@ -55,7 +55,8 @@ struct rk_node {
     rk_value v;         /* RK_N_LIT: the value; strings point into the pool */
     int slot;           /* RK_N_NAME: slot, set by the compiler */
     int func;           /* RK_N_CALL: index into rk_funcs, set by the compiler */
-    const rk_list *list; /* RK_N_IN: the set to test, set by the compiler */
+    const rk_list *list; /* RK_N_IN: the set to test, set by the compiler; NULL for a dynamic list */
+    int dyn_index;      /* RK_N_IN over a dynamic @list: its rk_named_list.dyn_index */
 };
 
 /* Bump allocation in malloc'd chunks, freed all at once. */

@@ -25,6 +25,11 @@ void rk_ruleset_free(rk_ruleset *rs)
         free(rs->rules[i].reason);
     }
     free(rs->rules);
+    for (int i = 0; rs->counter_when && i < rs->ncounters; i++)
+        rk_expr_free(rs->counter_when[i]);
+    free(rs->counter_when);
+    rk_counters_free(rs->counters);
+    free(rs->dynlists);
     for (int i = 0; i < rs->nlists; i++) {
         rk_list_free(rs->lists[i].list);
         free(rs->lists[i].name);
@@ -57,9 +62,9 @@ bool rk_ruleset_rule_shadow(const rk_ruleset *rs, int i)
     return i >= 0 && i < rs->nrules && rs->rules[i].shadow;
 }
 
-/* The symbol table is exactly what rule expressions could read, so looking a
- * name up there keeps `riskctl test` overrides and the compiler in step when
- * counters and model.score join it. */
+/* The symbol table is exactly what rule expressions could read (fields, then
+ * counters), so looking a name up there keeps `riskctl test` overrides and
+ * the compiler in step. */
 int rk_ruleset_slot(const rk_ruleset *rs, const char *name, rk_type *type)
 {
     if (!name)
@@ -72,6 +77,44 @@ int rk_ruleset_slot(const rk_ruleset *rs, const char *name, rk_type *type)
         }
     }
     return -1;
+}
+
+const rk_counters *rk_ruleset_counters(const rk_ruleset *rs) { return rs->counters; }
+int rk_ruleset_counter_base(const rk_ruleset *rs) { return rs->counter_base; }
+
+/* The filters read request fields only (the loader refuses counters in
+ * them), so they can run before the counters are known. */
+void rk_ruleset_counter_when(const rk_ruleset *rs, const rk_txn *txn, rk_eval_ctx *ctx,
+                             bool *when)
+{
+    for (int i = 0; i < rs->ncounters; i++) {
+        const rk_expr *e = rs->counter_when[i];
+        rk_value v = e ? rk_expr_eval(e, txn->v, ctx) : rk_value_bool(true);
+        when[i] = v.type == RK_T_BOOL && v.b;
+    }
+}
+
+int rk_ruleset_ndynlists(const rk_ruleset *rs) { return rs->ndynlists; }
+
+const rk_dynlist_info *rk_ruleset_dynlist(const rk_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->ndynlists ? &rs->dynlists[i] : NULL;
+}
+
+int rk_ruleset_dynlist_find(const rk_ruleset *rs, const char *name)
+{
+    for (int i = 0; name && i < rs->ndynlists; i++)
+        if (strcmp(rs->dynlists[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+bool rk_ruleset_has_list(const rk_ruleset *rs, const char *name)
+{
+    for (int i = 0; name && i < rs->nlists; i++)
+        if (strcmp(rs->lists[i].name, name) == 0)
+            return true;
+    return false;
 }
 
 /* Adds one matched rule to a tally. */

@@ -1,5 +1,6 @@
-/* Rule sets (DESIGN.md section 3): loading a YAML rule file (with includes,
- * lists, schema and thresholds), compiling every rule, and deciding.
+/* Rule sets (DESIGN.md sections 3 and 4): loading a YAML rule file (with
+ * includes, lists, schema, thresholds, counters and dynamic lists), compiling
+ * every rule, and deciding.
  *
  * A loaded rk_ruleset is immutable and safe to evaluate from many threads at
  * once, each with its own rk_eval_ctx. Problems found while loading are
@@ -21,11 +22,12 @@ typedef struct rk_ruleset rk_ruleset;
 /* Loads and compiles the rule file at path. Returns 0 and sets *out, or a
  * negative code with diag set (RK_EIO: unreadable rule, include or list file;
  * RK_EPARSE: YAML or expression syntax, unknown key, wrong kind of node;
- * RK_EINVAL: a bad value (rule id, action, thresholds, include cycle);
- * RK_ERANGE: score or threshold out of range; RK_ETYPE; RK_ENOTFOUND: unknown
- * name or list; RK_EEXISTS: duplicate rule id, list or schema field;
- * RK_ETOOBIG: too many rules or schema fields, includes nested too deeply;
- * RK_EUNSUPPORTED: counters/model/dynamic lists not supported yet; RK_ENOMEM).
+ * RK_EINVAL: a bad value (rule id, action, thresholds, include cycle, a
+ * counter's duration or key); RK_ERANGE: score, threshold, counter window or
+ * list TTL out of range; RK_ETYPE; RK_ENOTFOUND: unknown name or list;
+ * RK_EEXISTS: duplicate rule id, list, schema field or counter; RK_ETOOBIG: too
+ * many rules, schema fields or counters, includes nested too deeply;
+ * RK_EUNSUPPORTED: `model:` is not supported yet; RK_ENOMEM).
  * An included file's rules come before the including file's own. */
 int rk_ruleset_load(const char *path, rk_ruleset **out, rk_diag *diag);
 /* Loads a rule file from memory (text, len bytes); name stands for its path in
@@ -71,9 +73,12 @@ typedef struct rk_dynlist_info {
     int64_t fraud_ttl_ms; /* expiry of entries added on fraud; 0 = never */
 } rk_dynlist_info;
 int rk_ruleset_ndynlists(const rk_ruleset *rs);
+/* Dynamic list i (0 <= i < rk_ruleset_ndynlists), or NULL. */
 const rk_dynlist_info *rk_ruleset_dynlist(const rk_ruleset *rs, int i);
 /* Index of the dynamic list called name, or -1. */
 int rk_ruleset_dynlist_find(const rk_ruleset *rs, const char *name);
+/* Whether the rule set has a list called name, static or dynamic. */
+bool rk_ruleset_has_list(const rk_ruleset *rs, const char *name);
 
 /* Evaluates every rule over txn and decides (allow rule > block/review actions
  * and thresholds > allow; shadow rules reported apart). Never fails. */

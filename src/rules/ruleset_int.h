@@ -37,7 +37,9 @@ typedef struct rk_rule {
 
 typedef struct rk_list_def {
     char *name;    /* as written after `@` in expressions */
-    rk_list *list; /* owned */
+    rk_list *list; /* owned; NULL for a dynamic list */
+    bool dynamic;  /* `{dynamic: true}`: members live in the store */
+    int dyn_index; /* dynamic: index into rk_ruleset.dynlists; else -1 */
     rk_srcpos pos; /* where the name was written */
 } rk_list_def;
 
@@ -67,8 +69,14 @@ struct rk_ruleset {
     rk_list_def *lists;     /* named lists, in load order */
     int nlists;             /* entries in lists and list_env */
     rk_named_list *list_env; /* the same lists as the expression compiler sees them */
-    rk_sym *syms;           /* standard fields then schema extras */
-    int nsyms;              /* entries in syms: RK_F__STD + schema.n */
+    rk_sym *syms;           /* standard fields, schema extras, then counters: slot = index */
+    int nsyms;              /* entries in syms: RK_F__STD + schema.n + ncounters */
+    rk_counters *counters;  /* compiled `counters:`; NULL when there are none */
+    int ncounters;          /* counters, in load order (an include's first) */
+    int counter_base;       /* slot of counter 0: RK_F__STD + schema.n */
+    rk_expr **counter_when; /* per counter: its `when:` filter, or NULL when it has none */
+    rk_dynlist_info *dynlists; /* dynamic lists, in load order; names borrow lists[].name */
+    int ndynlists;          /* entries in dynlists */
     rk_rule *rules;         /* in evaluation order: an include's rules before the includer's */
     int nrules;             /* entries in rules */
     bool has_shadow;        /* at least one rule is a shadow rule */

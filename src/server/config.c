@@ -19,11 +19,14 @@
 
 #include <yaml.h>
 
+#include "lib/duration.h"
 #include "lib/err.h"
 #include "lib/log.h"
 
 #define MAX_WORKERS 256
 #define MAX_BODY_LIMIT (64u * 1024 * 1024) /* beyond this a "request" is an attack */
+#define MAX_MAP_MB (1024L * 1024)            /* 1 TiB, LMDB's practical ceiling here */
+#define DAY_MS (86400LL * 1000)
 
 /* Where a value came from: the file's directory for relative paths, and the
  * position for diagnostics. */
@@ -124,6 +127,7 @@ static int set_workers(rk_config *c, const char *v, const origin *o, rk_diag *di
     if (parse_long(v, 1, MAX_WORKERS, &n) < 0)
         return bad(diag, o, "workers", "an integer from 1 to 256", v);
     c->workers = (int)n;
+    c->workers_given = true;
     return 0;
 }
 
@@ -163,22 +167,108 @@ static int set_log_level(rk_config *c, const char *v, const origin *o, rk_diag *
     return 0;
 }
 
+static int set_durability(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    int d = rk_durability_from_name(v);
+    if (d < 0)
+        return bad(diag, o, "durability", "periodic or strict", v);
+    c->durability = d;
+    return 0;
+}
+
+static int set_sync_interval(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 1, 3600000, &n) < 0)
+        return bad(diag, o, "sync_interval_ms", "milliseconds from 1 to 3600000", v);
+    c->sync_interval_ms = n;
+    return 0;
+}
+
+static int set_sweep_interval(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 0, 86400000, &n) < 0)
+        return bad(diag, o, "sweep_interval_ms", "milliseconds from 0 (no sweeper) to 86400000", v);
+    c->sweep_interval_ms = n;
+    return 0;
+}
+
+static int set_mb(size_t *dst, const char *key, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 1, MAX_MAP_MB, &n) < 0)
+        return bad(diag, o, key, "megabytes from 1 to 1048576", v);
+    *dst = (size_t)n << 20;
+    return 0;
+}
+
+static int set_map_size(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_mb(&c->map_size, "map_size_mb", v, o, diag);
+}
+
+static int set_map_max(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_mb(&c->map_max, "map_max_mb", v, o, diag);
+}
+
+static int set_duration(int64_t *dst, const char *key, const char *v, const origin *o,
+                        rk_diag *diag)
+{
+    int64_t ms;
+    if (rk_duration_parse(v, strlen(v), &ms) < 0 || ms < 1000 || ms > 3650 * DAY_MS)
+        return bad(diag, o, key, "a duration from 1s to 3650d, such as 24h or 90d", v);
+    *dst = ms;
+    return 0;
+}
+
+static int set_retry_window(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_duration(&c->retry_window_ms, "retry_window", v, o, diag);
+}
+
+static int set_keep_decisions(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_duration(&c->keep_decisions_ms, "keep_decisions", v, o, diag);
+}
+
+static int set_writemap(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+        c->writemap = v[0] == 't';
+        return 0;
+    }
+    return bad(diag, o, "writemap", "true or false", v);
+}
+
 typedef int (*setter)(rk_config *c, const char *v, const origin *o, rk_diag *diag);
 
-/* Every key riskd.yaml accepts; the flag spelling is the key with '-' for '_'. */
+/* Every key riskd.yaml accepts. Those marked flag are also command-line flags,
+ * spelt with '-' for '_': what operators change per run. The rest are set in
+ * the file only. */
 static const struct {
     const char *name; /* key in riskd.yaml */
     setter set;       /* parses and stores the value */
+    bool flag;        /* also accepted as --name */
 } keys[] = {
-    {"endpoint", set_endpoint},
-    {"admin_endpoint", set_admin_endpoint},
-    {"rules", set_rules},
-    {"data_dir", set_data_dir},
-    {"workers", set_workers},
-    {"max_body", set_max_body},
-    {"max_inflight", set_max_inflight},
-    {"fallback_decision", set_fallback},
-    {"log_level", set_log_level},
+    {"endpoint", set_endpoint, true},
+    {"admin_endpoint", set_admin_endpoint, true},
+    {"rules", set_rules, true},
+    {"data_dir", set_data_dir, true},
+    {"workers", set_workers, true},
+    {"max_body", set_max_body, false},
+    {"max_inflight", set_max_inflight, false},
+    {"fallback_decision", set_fallback, false},
+    {"log_level", set_log_level, true},
+    {"durability", set_durability, true},
+    {"sync_interval_ms", set_sync_interval, false},
+    {"map_size_mb", set_map_size, false},
+    {"map_max_mb", set_map_max, false},
+    {"retry_window", set_retry_window, false},
+    {"keep_decisions", set_keep_decisions, false},
+    {"sweep_interval_ms", set_sweep_interval, false},
+    {"writemap", set_writemap, false},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -194,6 +284,29 @@ void rk_config_defaults(rk_config *c)
     c->max_inflight = 10000;
     c->fallback = RK_REVIEW;
     c->log_level = RK_LOG_INFO;
+    rk_store_config sc;
+    rk_store_config_default(&sc);
+    c->durability = sc.durability;
+    c->sync_interval_ms = sc.sync_interval_ms;
+    c->map_size = sc.map_size;
+    c->map_max = (size_t)MAX_MAP_MB << 20;
+    c->retry_window_ms = sc.dedupe_ttl_ms;
+    c->keep_decisions_ms = 0;
+    c->sweep_interval_ms = sc.sweep_interval_ms;
+}
+
+void rk_config_store(const rk_config *c, rk_store_config *sc)
+{
+    rk_store_config_default(sc);
+    sc->dir = c->data_dir;
+    sc->durability = c->durability;
+    sc->sync_interval_ms = c->sync_interval_ms;
+    sc->map_size = c->map_size;
+    sc->map_max = c->map_max;
+    sc->dedupe_ttl_ms = c->retry_window_ms;
+    sc->recent_ttl_ms = c->keep_decisions_ms ? c->keep_decisions_ms : c->retry_window_ms;
+    sc->sweep_interval_ms = c->sweep_interval_ms;
+    sc->writemap = c->writemap;
 }
 
 static int find_key(const char *name)
@@ -245,6 +358,7 @@ static int apply_document(rk_config *c, yaml_document_t *doc, const char *path, 
         return RK_EPARSE;
     }
     bool seen[NKEYS] = {false};
+    origin keep = {NULL, NULL, 0, 0}; /* where keep_decisions was set, checked at the end */
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {
         yaml_node_t *k = yaml_document_get_node(doc, p->key);
@@ -274,6 +388,18 @@ static int apply_document(rk_config *c, yaml_document_t *doc, const char *path, 
         int rc = keys[i].set(c, (const char *)v->data.scalar.value, &o, diag);
         if (rc < 0)
             return rc;
+        if (keys[i].set == set_keep_decisions)
+            keep = o;
+    }
+    /* Decisions are what a retry is answered from: they must be kept at
+     * least as long as the retry window, wherever either key stands. */
+    if (keep.file && c->keep_decisions_ms < c->retry_window_ms) {
+        char have[32], want[32];
+        rk_duration_format(c->keep_decisions_ms, have, sizeof have);
+        rk_duration_format(c->retry_window_ms, want, sizeof want);
+        rk_diag_set(diag, path, keep.line, keep.col,
+                    "'keep_decisions' must be at least retry_window (%s), got '%s'", want, have);
+        return RK_ETYPE;
     }
     return 0;
 }
@@ -386,10 +512,7 @@ int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag
             key[j] = a[2 + j] == '-' ? '_' : a[2 + j];
         key[n] = '\0';
         int k = find_key(key);
-        /* fallback_decision and max_* are file-only settings: the command line
-         * carries what operators change per run. */
-        if (k < 0 || keys[k].set == set_fallback || keys[k].set == set_max_body ||
-            keys[k].set == set_max_inflight) {
+        if (k < 0 || !keys[k].flag) {
             rk_diag_set(diag, NULL, 0, 0, "unknown option '%.*s' (try --help)", (int)n + 2, a);
             return RK_EINVAL;
         }
@@ -400,19 +523,25 @@ int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag
         if (rc < 0)
             return RK_EINVAL;
     }
+    /* Strict mode answers after an fsync; threads waiting for one share it,
+     * so it wants more threads than CPUs (server.c, "Strict durability"). */
+    if (c->durability == RK_DUR_STRICT && !c->workers_given)
+        c->workers = RK_STRICT_WORKERS;
     return 0;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, rk_diag *diag)
+/* mkdir -p; the last component gets leaf_mode when it is created. */
+static int make_dirs(const char *path, mode_t leaf_mode, rk_diag *diag)
 {
     char buf[RK_CONFIG_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
+    for (size_t n = strlen(buf); n > 1 && buf[n - 1] == '/'; n--)
+        buf[n - 1] = '\0';
     for (char *p = buf + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
-            if (mkdir(buf, 0750) < 0 && errno != EEXIST) {
+            if (mkdir(buf, saved ? 0750 : leaf_mode) < 0 && errno != EEXIST) {
                 rk_diag_set(diag, buf, 0, 0, "cannot create directory: %s", strerror(errno));
                 return RK_EIO;
             }
@@ -426,7 +555,8 @@ static int make_dirs(const char *path, rk_diag *diag)
 
 int rk_config_prepare(const rk_config *c, rk_diag *diag)
 {
-    int rc = make_dirs(c->data_dir, diag);
+    /* The data directory holds the store's secret: owner only. */
+    int rc = make_dirs(c->data_dir, 0700, diag);
     if (rc < 0)
         return rc;
     if (strncmp(c->admin_endpoint, "ipc://", 6) == 0 && c->admin_endpoint[6] != '@') {
@@ -435,7 +565,7 @@ int rk_config_prepare(const rk_config *c, rk_diag *diag)
         char *slash = strrchr(dir, '/');
         if (slash && slash != dir) {
             *slash = '\0';
-            rc = make_dirs(dir, diag);
+            rc = make_dirs(dir, 0750, diag);
         }
     }
     return rc;
@@ -444,7 +574,8 @@ int rk_config_prepare(const rk_config *c, rk_diag *diag)
 void rk_config_usage(FILE *f)
 {
     fputs("usage: riskd [-c FILE] [--rules FILE] [--data-dir DIR] [--endpoint EP]\n"
-          "             [--admin-endpoint EP] [--workers N] [--log-level LEVEL] [--help]\n"
+          "             [--admin-endpoint EP] [--workers N] [--durability MODE]\n"
+          "             [--log-level LEVEL] [--help]\n"
           "\n"
           "riskd scores transactions sent over ZeroMQ (docs/protocol.md).\n"
           "\n"
@@ -453,7 +584,9 @@ void rk_config_usage(FILE *f)
           "  --data-dir DIR         state directory (default var/)\n"
           "  --endpoint EP          gateway endpoint (default tcp://127.0.0.1:7700)\n"
           "  --admin-endpoint EP    admin endpoint (default ipc://var/riskd-admin.sock)\n"
-          "  --workers N            scoring threads (default: online CPUs)\n"
+          "  --workers N            scoring threads (default: online CPUs; 32 in strict mode)\n"
+          "  --durability MODE      periodic (default: fsync every sync_interval_ms) or\n"
+          "                         strict (no reply before its update is on disk)\n"
           "  --log-level LEVEL      debug, info, warn or error (default info)\n"
           "  -h, --help             print this and exit\n"
           "\n"

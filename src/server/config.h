@@ -11,10 +11,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "lib/diag.h"
 #include "rules/decision.h"
+#include "state/store.h"
 
 #define RK_CONFIG_PATH_MAX 1024
 
@@ -24,11 +26,22 @@ typedef struct rk_config {
     char rules[RK_CONFIG_PATH_MAX];          /* rule file, resolved; "" when none was given */
     char data_dir[RK_CONFIG_PATH_MAX];       /* state directory, resolved */
     int workers;                             /* scoring threads, >= 1 */
+    bool workers_given;                      /* workers was set (file or flag), not defaulted */
     size_t max_body;                         /* request body limit, bytes */
     int max_inflight;                        /* received-but-unanswered limit; beyond: overloaded */
     rk_verdict fallback;                     /* decision after an internal failure */
     int log_level;                           /* an RK_LOG_* level */
+    int durability;                          /* an rk_durability: periodic or strict */
+    int64_t sync_interval_ms;                /* periodic mode: flush interval */
+    size_t map_size;                         /* initial LMDB map size, bytes */
+    size_t map_max;                          /* the map grows up to this, bytes */
+    int64_t retry_window_ms;                 /* a repeated id within this is a retry */
+    int64_t keep_decisions_ms;               /* decisions kept for feedback; 0 = retry_window */
+    int64_t sweep_interval_ms;               /* sweeper period; 0 = no sweeper */
+    bool writemap;                           /* LMDB MDB_WRITEMAP: cheaper commits */
 } rk_config;
+
+#define RK_STRICT_WORKERS 32 /* default workers in strict durability: requests sharing an fsync */
 
 /* Fills c with the built-in defaults (workers: online CPUs). */
 void rk_config_defaults(rk_config *c);
@@ -39,10 +52,15 @@ void rk_config_defaults(rk_config *c);
 int rk_config_load(rk_config *c, const char *path, rk_diag *diag);
 
 /* Builds the configuration from the command line (argv[0] is skipped):
- * defaults, then -c FILE, then the flags. *help is set when --help was given
+ * defaults, then -c FILE, then the flags; then, in strict durability with no
+ * `workers` given, workers = RK_STRICT_WORKERS. *help is set when --help was given
  * (nothing else is checked then). Returns 0, RK_EINVAL for a bad flag (diag:
  * one line, no position), or an rk_config_load error. */
 int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag *diag);
+
+/* The state store settings from c, over rk_store_config_default; sc->dir
+ * points into c. */
+void rk_config_store(const rk_config *c, rk_store_config *sc);
 
 /* Creates data_dir and the directory of an ipc:// admin endpoint when they are
  * missing. Returns 0 or RK_EIO with diag set. */

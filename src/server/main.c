@@ -1,8 +1,8 @@
 /* riskd: read the configuration, load the rule set, serve until told to stop.
  *
  * Exit status: 0 after a graceful shutdown or --help; 1 when the rule set does
- * not load or an endpoint cannot be bound; 2 for a bad command line or
- * configuration file. Every failure prints one line a user can act on. */
+ * not load, the state store does not open or an endpoint cannot be bound; 2
+ * for a bad command line or configuration file. Every failure prints one line a user can act on. */
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -38,21 +38,26 @@ int main(int argc, char **argv)
         return 2;
     }
     rk_log_set_level(cfg.log_level);
+    rk_server_block_signals(); /* before the store starts its threads */
     if (rk_config_prepare(&cfg, &diag) < 0) {
         print_diag(&diag);
         return 1;
     }
 
-    rk_engine_config ecfg = {
-        .rules_path = cfg.rules,
-        .max_body = cfg.max_body,
-        .fallback = cfg.fallback,
-    };
+    rk_engine_config ecfg;
+    rk_engine_config_default(&ecfg);
+    ecfg.rules_path = cfg.rules;
+    ecfg.max_body = cfg.max_body;
+    ecfg.fallback = cfg.fallback;
+    rk_config_store(&cfg, &ecfg.store);
     rk_engine *engine = NULL;
-    if (rk_engine_open(&ecfg, &engine, &diag) < 0) {
-        /* Just the diagnostic, the way an editor wants it. */
+    int rc = rk_engine_open(&ecfg, &engine, &diag);
+    if (rc < 0) {
+        /* A rule file error: just the diagnostic, the way an editor wants it.
+         * A store that does not open: the data directory and the reason. */
         char text[sizeof diag.file + sizeof diag.msg + 32];
-        fprintf(stderr, "%s\n", rk_diag_format(&diag, text, sizeof text));
+        rk_diag_format(&diag, text, sizeof text);
+        fprintf(stderr, diag.line ? "%s\n" : "riskd: %s\n", text);
         return 1;
     }
     rk_server *server = NULL;
@@ -61,7 +66,7 @@ int main(int argc, char **argv)
         rk_engine_close(engine);
         return 1;
     }
-    int rc = rk_server_run(server);
+    rc = rk_server_run(server);
     rk_server_free(server);
     rk_engine_close(engine);
     return rc < 0 ? 1 : 0;

@@ -27,6 +27,14 @@
  * answered; beyond it the front answers `overloaded` at once. A request scored
  * inline is answered before the next is read, so it never queues.
  *
+ * Strict durability: a scoring thread waits for the fsync that makes its
+ * commit durable before it replies, and commits of threads waiting at the
+ * same time share one fsync (group commit). So with two helpers or more the
+ * front hands out every request (it must not sit in an fsync while requests
+ * queue behind it), and the number of helpers bounds how many requests can
+ * share an fsync: strict mode wants many workers, most of them asleep on a
+ * condition variable (32 unless configured; docs/config.md, "Threading").
+ *
  * Envelopes: the envelope is every frame up to and including the first empty
  * one (REQ, or a DEALER that sends the delimiter); without an empty frame it is
  * the identity frame alone. Exactly one body frame must follow. Envelope
@@ -95,6 +103,7 @@ struct rk_server {
     char admin_endpoint[RK_CONFIG_PATH_MAX]; /* admin endpoint, for logs */
     int workers;                  /* scoring threads: the front and the helpers */
     int max_inflight;             /* bound on requests queued at helpers */
+    bool hand_out_all;            /* strict durability: the front never scores inline */
     sigset_t sigs;                /* INT, TERM, HUP: blocked, read via sigfd */
     sigset_t oldmask;             /* the caller's mask, restored by rk_server_free */
     int sigfd;                    /* signalfd for sigs */
@@ -334,7 +343,7 @@ static void read_requests(rk_server *s)
     for (int i = 1;; i++) {
         rk_stats_add_inflight(s->stats, 1);
         bool more = i < BATCH && frames_recv(s->router, next, ZMQ_DONTWAIT) == 0;
-        if (more && s->nhelpers > 0 && cur->nbody == 1)
+        if ((more || s->hand_out_all) && s->nhelpers > 0 && cur->nbody == 1)
             dispatch(s, cur);
         else {
             serve(s->front_w, s->router, cur, false);
@@ -489,6 +498,21 @@ int rk_server_run(rk_server *s)
 
 /* ---- set-up ----------------------------------------------------------------- */
 
+static void server_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+void rk_server_block_signals(void)
+{
+    sigset_t set;
+    server_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void *socket_opts(void *ctx, int type, int sndhwm, int rcvhwm)
 {
     void *sock = zmq_socket(ctx, type);
@@ -534,15 +558,13 @@ int rk_server_new(rk_engine *e, const rk_config *cfg, rk_server **out, rk_diag *
     s->workers = cfg->workers < 1 ? 1 : cfg->workers;
     s->nhelpers = s->nhelpers_alloc = s->workers - 1;
     s->max_inflight = cfg->max_inflight;
+    s->hand_out_all = cfg->durability == RK_DUR_STRICT && s->nhelpers >= 2;
     snprintf(s->endpoint, sizeof s->endpoint, "%s", cfg->endpoint);
     snprintf(s->admin_endpoint, sizeof s->admin_endpoint, "%s", cfg->admin_endpoint);
 
     /* Block the signals before ZeroMQ starts its I/O thread, so that every
      * thread inherits the mask and only the signalfd ever sees them. */
-    sigemptyset(&s->sigs);
-    sigaddset(&s->sigs, SIGINT);
-    sigaddset(&s->sigs, SIGTERM);
-    sigaddset(&s->sigs, SIGHUP);
+    server_signals(&s->sigs);
     pthread_sigmask(SIG_BLOCK, &s->sigs, &s->oldmask);
     s->sigfd = signalfd(-1, &s->sigs, SFD_NONBLOCK | SFD_CLOEXEC);
     s->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

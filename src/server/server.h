@@ -10,9 +10,14 @@
 
 typedef struct rk_server rk_server;
 
-/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and so in every
- * thread started after), binds both endpoints and allocates every worker.
- * Call before any other thread exists. Nothing is served until rk_server_run.
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and so in every
+ * thread it starts afterwards (the state store's sync and sweeper threads,
+ * ZeroMQ's I/O thread), so that only the server's signalfd ever sees them.
+ * Call it first in main, before the engine opens its store. */
+void rk_server_block_signals(void);
+
+/* Blocks the signals as above (if main has not), binds both endpoints and
+ * allocates every worker. Nothing is served until rk_server_run.
  * Returns 0, or RK_EZMQ (bind failed: diag names the endpoint and why) or
  * RK_ENOMEM. */
 int rk_server_new(rk_engine *e, const rk_config *cfg, rk_server **out, rk_diag *diag);

@@ -131,6 +131,16 @@ int rk_recent_add_key(rk_store_worker *w, uint64_t tag, const uint8_t key[RK_HAS
     return rk_store_op(w, addkey_op, &a, sizeof a);
 }
 
+int rk_recent_add_value(rk_store_worker *w, uint64_t tag, const rk_value *v)
+{
+    if (v->type == RK_T_MISSING)
+        return 0;
+    uint8_t key[RK_HASH_LEN];
+    if (rk_keyhash_value(w->s->kh, v, key) != 0)
+        return RK_EINVAL;
+    return rk_recent_add_key(w, tag, key);
+}
+
 typedef struct record_arg {
     const char *id;     /* transaction id (caller's buffer) */
     size_t len;         /* its length */

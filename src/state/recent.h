@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/value.h"
 #include "state/keyhash.h"
 #include "state/store.h"
 
@@ -58,6 +59,10 @@ int rk_recent_check(rk_store_worker *w, const char *id, size_t len, rk_replay *o
  * set's "add card to @list on fraud" action): tag is the caller's. Keys from
  * rk_counters_apply are added automatically. RK_ETOOBIG past RK_FBKEY_MAX. */
 int rk_recent_add_key(rk_store_worker *w, uint64_t tag, const uint8_t key[RK_HASH_LEN]);
+/* rk_recent_add_key for a value's keyed digest, the digest rk_dlist_add files a
+ * member under (so a fraud label can add it to a list later). A missing value
+ * adds nothing and returns 0. RK_ETOOBIG as above. */
+int rk_recent_add_value(rk_store_worker *w, uint64_t tag, const rk_value *v);
 
 /* Records the decision of id: verdict (the caller's code), its event time ts,
  * the reply bytes (reply_len <= RK_REPLY_MAX, else RK_ETOOBIG) and the keys

@@ -1,8 +1,10 @@
 /* libFuzzer target for the rule expression compiler and VM: compiles the
  * input as an expression against a fixed environment (every standard field,
- * schema extras of each type, counters, model.score, named lists), and when
- * it compiles, evaluates it over three fixed transactions: ordinary values,
- * extreme values (INT64_MIN/MAX, huge floats, empty strings) and all missing.
+ * schema extras of each type, counters, model.score, named lists, a dynamic
+ * list), and when it compiles, evaluates it over three fixed transactions:
+ * ordinary values, extreme values (INT64_MIN/MAX, huge floats, empty strings)
+ * and all missing. The dynamic list's stand-in store answers yes, no or
+ * "look-up failed" depending on the value, and checks what it is asked.
  *
  * Besides the sanitizers' checks it aborts on broken contracts: a failed
  * compile without a positioned message or with an undocumented code, a
@@ -21,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 enum { S_AGE = RK_F__STD, S_RATIO, S_VIP, S_TXN_1H, S_DEV_CARDS, S_MODEL, S__COUNT };
 
 static rk_sym syms[S__COUNT];
-static rk_named_list lists[3];
+static rk_named_list lists[4];
 static rk_expr_env env;
 static rk_value txns[3][RK_MAX_SLOTS];
 static rk_arena arena;
@@ -44,10 +46,12 @@ static void init(void)
     rk_list_add_int(mccs, 5967);
     rk_list_add(mixed, "1", 1);
     rk_list_add(mixed, "x", 1);
-    lists[0] = (rk_named_list){"high_risk_countries", countries};
-    lists[1] = (rk_named_list){"risky_mccs", mccs};
-    lists[2] = (rk_named_list){"mixed", mixed};
-    env = (rk_expr_env){syms, S__COUNT, lists, 3, "fuzz.yaml", 3, 11, 7};
+    lists[0] = (rk_named_list){.name = "high_risk_countries", .list = countries};
+    lists[1] = (rk_named_list){.name = "risky_mccs", .list = mccs};
+    lists[2] = (rk_named_list){.name = "mixed", .list = mixed};
+    lists[3] = (rk_named_list){.name = "blocked_cards", .dynamic = true, .dyn_index = 1};
+    env = (rk_expr_env){.syms = syms, .nsyms = S__COUNT, .lists = lists, .nlists = 4,
+                        .file = "fuzz.yaml", .line = 3, .col = 11, .cont_col = 7};
 
     /* ordinary values */
     for (int f = 0; f < RK_F__STD; f++)
@@ -80,6 +84,17 @@ static void init(void)
         abort();
 }
 
+/* The store's stand-in: only list 1 exists; it is asked a str or an int. */
+static int dyn_has(void *ud, int list, const rk_value *v)
+{
+    if (ud != &arena || list != 1 || (v->type != RK_T_STR && v->type != RK_T_INT))
+        abort();
+    if (v->type == RK_T_STR && v->len && !v->s)
+        abort();
+    uint64_t h = v->type == RK_T_INT ? (uint64_t)v->i : v->len;
+    return (int)(h % 3) - 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
@@ -104,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         for (int t = 0; t < 3; t++) {
             rk_arena_reset(&arena); /* small: lower()/upper() may exhaust it */
-            rk_eval_ctx ctx = {.arena = &arena};
+            rk_eval_ctx ctx = {.arena = &arena, .dyn_has = t == 1 ? NULL : dyn_has,
+                               .dyn_ud = &arena};
             rk_value v = rk_expr_eval(e, txns[t], &ctx);
             if (v.type != RK_T_MISSING && v.type != type)
                 abort();

@@ -5,7 +5,10 @@
  * leaves *out alone and gives a known code with a one-line message; a rule set
  * that loads evaluates, on a filled and on an empty transaction, to decisions
  * whose reasons and shadow lists name real rules in file order, and twice to
- * the same decision (evaluation has no hidden state).
+ * the same decision (evaluation has no hidden state). Counters get values in
+ * their slots and their filters run; dynamic lists are answered by a
+ * stand-in store, and their descriptions must hold together (names found by
+ * rk_ruleset_dynlist_find, fraud fields among the request fields).
  *
  *   build-fuzz/fuzz_rules -max_len=4096 tests/fuzz/corpus/rules */
 #include <stdint.h>
@@ -29,7 +32,36 @@ static rk_value str(const char *s)
     return rk_value_str(s, (uint32_t)strlen(s));
 }
 
-/* A transaction with every standard field and every schema extra set. */
+/* The store's stand-in: a member when the value's text is short. */
+static int dyn_has(void *ud, int list, const rk_value *v)
+{
+    const rk_ruleset *rs = ud;
+    check(list >= 0 && list < rk_ruleset_ndynlists(rs));
+    check(v->type == RK_T_STR || v->type == RK_T_INT);
+    return v->type == RK_T_STR ? v->len < 3 : v->i % 2 == 0;
+}
+
+/* Counters and dynamic lists: consistent descriptions, filters that run. */
+static void check_state(const rk_ruleset *rs, const rk_txn *txn, rk_eval_ctx *ctx)
+{
+    const rk_counters *cs = rk_ruleset_counters(rs);
+    int n = cs ? rk_counters_count(cs) : 0, base = rk_ruleset_counter_base(rs);
+    check(base == RK_F__STD + rk_ruleset_schema(rs)->n && base + n <= RK_MAX_SLOTS);
+    for (int i = 0; i < n; i++) {
+        rk_type t;
+        check(rk_ruleset_slot(rs, rk_counters_def(cs, i)->name, &t) == base + i && t == RK_T_INT);
+    }
+    bool when[RK_COUNTERS_MAX];
+    rk_arena_reset(ctx->arena);
+    rk_ruleset_counter_when(rs, txn, ctx, when);
+    for (int i = 0; i < rk_ruleset_ndynlists(rs); i++) {
+        const rk_dynlist_info *d = rk_ruleset_dynlist(rs, i);
+        check(rk_ruleset_dynlist_find(rs, d->name) == i && rk_ruleset_has_list(rs, d->name));
+        check(d->fraud_slot >= -1 && d->fraud_slot < base && d->fraud_ttl_ms >= 0);
+    }
+}
+
+/* A transaction with every standard field, schema extra and counter set. */
 static void fill(const rk_ruleset *rs, rk_txn *txn)
 {
     memset(txn, 0, sizeof *txn);
@@ -45,6 +77,9 @@ static void fill(const rk_ruleset *rs, rk_txn *txn)
                                                    : str("x");
         txn->v[RK_F__STD + i] = v;
     }
+    const rk_counters *cs = rk_ruleset_counters(rs);
+    for (int i = 0; cs && i < rk_counters_count(cs); i++)
+        txn->v[rk_ruleset_counter_base(rs) + i] = rk_value_int(i * 7 - 3);
 }
 
 static void check_ids(const rk_ruleset *rs, const uint16_t *idx, int n, bool shadow)
@@ -103,8 +138,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rk_type type;
     check(rk_ruleset_slot(rs, "amount", &type) == RK_F_AMOUNT && type == RK_T_INT);
     fill(rs, &txn);
+    ctx.dyn_has = NULL;
+    evaluate(rs, &txn, &ctx);
+    ctx.dyn_has = dyn_has;
+    ctx.dyn_ud = rs;
+    check_state(rs, &txn, &ctx);
     evaluate(rs, &txn, &ctx);
     memset(&txn, 0, sizeof txn);
+    check_state(rs, &txn, &ctx);
     evaluate(rs, &txn, &ctx);
     rk_ruleset_free(rs);
     return 0;
