@@ -188,6 +188,19 @@ rc_is 0
 out_is "8 passed, 0 failed"
 err_is ""
 
+t "test a rule set with a model: scores from the cases' features"
+run "$RISKCTL" test $F/model.test.yaml
+rc_is 0
+out_is "4 passed, 0 failed"
+err_is ""
+
+t "test a failing case scored by the model"
+run "$RISKCTL" test $F/model_fail.test.yaml
+rc_is 1
+out_is "$F/model_fail.test.yaml:4: case 'expects the wrong decision': decision: expected allow, got review (model_score 0.700567, computed from the case's features)
+0 passed, 1 failed"
+err_is ""
+
 t "test a failing case file"
 run "$RISKCTL" test $F/fail.test.yaml
 rc_is 1

@@ -17,6 +17,7 @@
 #include "lib/diag.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "proto/txn.h"
 #include "server/config.h"
 
 static char tmpdir[256];
@@ -77,6 +78,77 @@ static void test_defaults(void **state)
     assert_int_equal(sc.dedupe_ttl_ms, 24LL * 3600 * 1000);
     assert_int_equal(sc.recent_ttl_ms, 24LL * 3600 * 1000); /* keep_decisions = retry_window */
     assert_int_equal(sc.map_max, (size_t)1 << 40);
+    assert_true(c.decision_log.enabled); /* riskd logs decisions unless told not to */
+    assert_null(c.decision_log.dir);
+    assert_int_equal(c.decision_log.max_file_bytes, 256u << 20);
+    assert_int_equal(c.decision_log.keep_files, 0);
+    assert_int_equal(c.decision_log.queue, 65536);
+    assert_int_equal(c.decision_log.pseudonymise, 0);
+}
+
+/* The decision_log section: a nested mapping; pseudonymise in flow or block
+ * list style, or a single name. */
+static void test_decision_log_settings(void **state)
+{
+    const char *path = write_file("dl.yaml", "workers: 2\n"
+                                             "decision_log:\n"
+                                             "  enabled: false\n"
+                                             "  max_file_mb: 16\n"
+                                             "  keep_files: 10\n"
+                                             "  queue: 1024\n"
+                                             "  pseudonymise: [account, card, ip]\n"
+                                             "log_level: warn\n");
+    rk_config c;
+    rk_diag d;
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, path, &d), 0);
+    assert_false(c.decision_log.enabled);
+    assert_int_equal(c.decision_log.max_file_bytes, 16u << 20);
+    assert_int_equal(c.decision_log.keep_files, 10);
+    assert_int_equal(c.decision_log.queue, 1024);
+    assert_int_equal(c.decision_log.pseudonymise,
+                     1u << RK_F_ACCOUNT | 1u << RK_F_CARD | 1u << RK_F_IP);
+    assert_int_equal(c.workers, 2);
+    assert_int_equal(c.log_level, RK_LOG_WARN);
+
+    path = write_file("dl2.yaml", "decision_log:\n"
+                                  "  pseudonymise:\n"
+                                  "    - email\n"
+                                  "    - device\n"
+                                  "    - merchant\n");
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, path, &d), 0);
+    assert_true(c.decision_log.enabled);
+    assert_int_equal(c.decision_log.pseudonymise,
+                     1u << RK_F_EMAIL | 1u << RK_F_DEVICE | 1u << RK_F_MERCHANT);
+
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, write_file("dl3.yaml", "decision_log:\n"
+                                                               "  pseudonymise: account\n"
+                                                               "  keep_files: 0\n"),
+                                    &d),
+                     0);
+    assert_int_equal(c.decision_log.pseudonymise, 1u << RK_F_ACCOUNT);
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, write_file("dl4.yaml", "decision_log:\n"
+                                                               "decision_log_x: 1\n"),
+                                    &d),
+                     RK_EPARSE); /* an empty section keeps the defaults; the typo is caught */
+    assert_string_equal(d.msg, "unknown key 'decision_log_x' (did you mean 'decision_log'?)");
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, write_file("dl5.yaml", "decision_log: {queue: 8, "
+                                                               "pseudonymise: []}\n"),
+                                    &d),
+                     0);
+    assert_int_equal(c.decision_log.queue, 8);
+    assert_int_equal(c.decision_log.pseudonymise, 0);
+    assert_true(c.decision_log.enabled);
+
+    /* a section is file-only */
+    bool help;
+    char *argv[] = {"riskd", "--decision-log", "x", NULL};
+    assert_int_equal(rk_config_from_args(&c, 3, argv, &help, &d), RK_EINVAL);
+    assert_string_equal(d.msg, "unknown option '--decision-log' (try --help)");
 }
 
 static void test_store_settings(void **state)
@@ -196,6 +268,39 @@ static void test_diagnostics(void **state)
         {"sweep_interval_ms: -1\n", RK_ETYPE,
          "1:20: 'sweep_interval_ms' must be milliseconds from 0 (no sweeper) to 86400000, got "
          "'-1'"},
+        /* the decision_log section */
+        {"decision_log: true\n", RK_ETYPE,
+         "1:15: 'decision_log' must be a mapping of settings (key: value), got a single value"},
+        {"decision_log:\n  - queue\n", RK_ETYPE,
+         "2:3: 'decision_log' must be a mapping of settings (key: value), got a list"},
+        {"decision_log:\n  max_fle_mb: 8\n", RK_EPARSE,
+         "2:3: unknown key 'max_fle_mb' in 'decision_log' (did you mean 'max_file_mb'?)"},
+        {"decision_log:\n  rotate: daily\n", RK_EPARSE,
+         "2:3: unknown key 'rotate' in 'decision_log'"},
+        {"decision_log:\n  queue: 8\n  queue: 9\n", RK_EPARSE,
+         "3:3: duplicate key 'decision_log.queue'"},
+        {"decision_log: {}\ndecision_log: {}\n", RK_EPARSE, "2:1: duplicate key 'decision_log'"},
+        {"decision_log:\n  enabled: yes\n", RK_ETYPE,
+         "2:12: 'decision_log.enabled' must be true or false, got 'yes'"},
+        {"decision_log:\n  max_file_mb: 0\n", RK_ETYPE,
+         "2:16: 'decision_log.max_file_mb' must be megabytes from 1 to 1048576, got '0'"},
+        {"decision_log:\n  keep_files: -1\n", RK_ETYPE,
+         "2:15: 'decision_log.keep_files' must be a file count from 0 (keep all) to 1000000, "
+         "got '-1'"},
+        {"decision_log:\n  queue: 0\n", RK_ETYPE,
+         "2:10: 'decision_log.queue' must be a record count from 1 to 1048576, got '0'"},
+        {"decision_log:\n  queue: [1]\n", RK_ETYPE,
+         "2:10: 'decision_log.queue' must be a single value, got a list"},
+        {"decision_log:\n  pseudonymise: [account, phone]\n", RK_ETYPE,
+         "2:27: 'decision_log.pseudonymise' must be a list of identifier fields (account, card, "
+         "device, ip, email, merchant), got 'phone'"},
+        {"decision_log:\n  pseudonymise:\n    - card\n    - id\n", RK_ETYPE,
+         "4:7: 'decision_log.pseudonymise' must be a list of identifier fields ('id' is kept: "
+         "feedback and retries find decisions by it), got 'id'"},
+        {"decision_log:\n  pseudonymise: {account: 1}\n", RK_ETYPE,
+         "2:17: 'decision_log.pseudonymise' must be a list, got a mapping"},
+        {"decision_log:\n  pseudonymise: [[account]]\n", RK_ETYPE,
+         "2:18: 'decision_log.pseudonymise' must be a list of names, got a list in it"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = write_file("bad.yaml", cases[i].text);
@@ -331,6 +436,14 @@ static void test_shipped_config(void **state)
     assert_string_equal(c.rules, RK_SOURCE_DIR "/rules/default.yaml");
     assert_string_equal(c.endpoint, "tcp://127.0.0.1:7700");
     assert_string_equal(c.admin_endpoint, "ipc://" RK_SOURCE_DIR "/var/riskd-admin.sock");
+    /* the shipped file spells out the decision log's defaults */
+    rk_config def;
+    rk_config_defaults(&def);
+    assert_int_equal(c.decision_log.enabled, def.decision_log.enabled);
+    assert_int_equal(c.decision_log.max_file_bytes, def.decision_log.max_file_bytes);
+    assert_int_equal(c.decision_log.keep_files, def.decision_log.keep_files);
+    assert_int_equal(c.decision_log.queue, def.decision_log.queue);
+    assert_int_equal(c.decision_log.pseudonymise, def.decision_log.pseudonymise);
 }
 
 int main(void)
@@ -338,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_store_settings),
+        cmocka_unit_test(test_decision_log_settings),
         cmocka_unit_test(test_file_settings),
         cmocka_unit_test(test_empty_and_null_values),
         cmocka_unit_test(test_diagnostics),

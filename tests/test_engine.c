@@ -6,6 +6,10 @@
  * expiry, feedback, counter definitions changing on reload, the degraded
  * fallback when the store fails, no raw identifier in the data file, and
  * identical counter values between a live run and a replay of its traffic.
+ * Then the model step: model_score and the rules reading it, explanations
+ * adding up to the margin, the model reloading with its rule set (also while
+ * scoring, and not when its file is broken), and parity with XGBoost's own
+ * predictions for a 100-tree depth-6 model through the whole pipeline.
  * Requests are built with msgpack-c's packer and replies read back with its
  * unpacker, as a gateway would. Every engine has its own temporary data
  * directory and an injected wall clock, so list expiry and the retry window
@@ -17,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,8 @@
 #include "engine/stats.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "model/model.h"
+#include "rules/ruleset.h"
 
 static char tmpdir[256];
 static char rules_path[512];
@@ -541,7 +548,7 @@ static void test_stats_map(void **state)
     static const char *const keys[] = {"ruleset", "uptime_s",  "workers", "inflight",
                                        "requests", "decisions", "degraded", "replayed",
                                        "errors",  "arith_errors", "reloads", "store",
-                                       "rules",   "shadow_rules"};
+                                       "decision_log", "rules",   "shadow_rules"};
     assert_int_equal(r->via.map.size, sizeof keys / sizeof keys[0]);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (!get(r, keys[i]))
@@ -572,6 +579,7 @@ static void test_stats_map(void **state)
     assert_int_equal(shadow->via.map.size, 1);
     assert_int_equal(uint_of(get(shadow, "small_candidate")), 1);
     assert_int_equal(get(get(r, "reloads"), "last_error")->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(get(r, "decision_log")->type, MSGPACK_OBJECT_NIL); /* off in the library */
     assert_int_equal(uint_of(get(r, "replayed")), 0);
     const msgpack_object *st = get(r, "store");
     assert_str(get(st, "durability"), "periodic");
@@ -1195,6 +1203,511 @@ static void test_live_and_replay_agree(void **state)
     assert_true(rk_stats_replayed(rk_engine_stats(fx->e)) > 10);
 }
 
+/* ---- the model step ------------------------------------------------------------ */
+
+/* Model files the model tests' rule files name, made once for the run in
+ * model_dir: tiny.rmdl (3 trees over amount and count, tests/model/tiny_xgb.json),
+ * lin.rmdl (a logistic regression over the same two features) and, when
+ * python3-xgboost is there, xgb.rmdl: 100 trees of depth 6 trained by
+ * tests/model/train_xgb.py, with XGBoost's own predictions for its test rows. */
+static char model_dir[256];
+static bool have_xgb; /* xgb.rmdl and XGBoost's predictions were made */
+
+#define XGB_ROWS 300 /* test rows sent through the pipeline */
+#define XGB_NF 8     /* features of train_xgb.py's models */
+
+static const char LIN_JSON[] = "{\"objective\": \"logistic_regression\", \"features\": [\"amount\", "
+                               "\"count\"], \"weights\": [0.001, 0.5], \"bias\": -1}";
+
+static void save_model(rk_model *m, const char *name)
+{
+    char path[400];
+    rk_diag d;
+    snprintf(path, sizeof path, "%s/%s", model_dir, name);
+    assert_int_equal(rk_model_save(m, path, &d), 0);
+    rk_model_free(m);
+}
+
+static int models_setup(void **state)
+{
+    (void)state;
+    snprintf(model_dir, sizeof model_dir, "/tmp/rk_test_engine_models_XXXXXX");
+    if (!mkdtemp(model_dir))
+        return -1;
+    rk_model *m = NULL;
+    rk_diag d;
+    if (rk_model_import(RK_SOURCE_DIR "/tests/model/tiny_xgb.json", &m, &d) < 0)
+        return -1;
+    save_model(m, "tiny.rmdl");
+    if (rk_model_import_mem("lin.json", LIN_JSON, strlen(LIN_JSON), &m, &d) < 0)
+        return -1;
+    save_model(m, "lin.rmdl");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 '%s/tests/model/train_xgb.py' '%s' --trees 100 --depth 6 "
+             "--rows 3000 >/dev/null 2>&1",
+             RK_SOURCE_DIR, model_dir);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/m.json", model_dir);
+    if (rc == 0 && rk_model_import(cmd, &m, &d) == 0) {
+        save_model(m, "xgb.rmdl");
+        have_xgb = true;
+    }
+    return 0;
+}
+
+static int models_teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", model_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A rule set over a model in model_dir: count is the velocity counter, or
+ * mcc (absent from most requests: a missing feature) with count_is_mcc. */
+static const char *model_rules(const char *version, const char *model, bool count_is_mcc,
+                               int explain_top)
+{
+    static char buf[2048];
+    int n = snprintf(buf, sizeof buf,
+                     "ruleset: model\n"
+                     "version: \"%s\"\n"
+                     "counters:\n"
+                     "  acct_n: {by: account, window: 1h}\n"
+                     "model:\n"
+                     "  file: %s/%s\n"
+                     "  explain_top: %d\n"
+                     "  features:\n"
+                     "    count: %s\n"
+                     "    big: amount >= 1000\n" /* declared, not used by the model */
+                     "rules:\n"
+                     "  - id: model_high\n"
+                     "    when: model.score >= 0.6\n"
+                     "    action: block\n"
+                     "  - id: model_mid\n"
+                     "    when: model.score >= 0.5\n"
+                     "    score: 10\n",
+                     version, model_dir, model, explain_top, count_is_mcc ? "mcc" : "acct_n");
+    assert_true((size_t)n < sizeof buf);
+    return buf;
+}
+
+static int setup_model(void **state)
+{
+    return open_fixture(state, model_rules("1", "tiny.rmdl", false, 5), 0, 0);
+}
+
+static int setup_model_mcc(void **state)
+{
+    return open_fixture(state, model_rules("1", "tiny.rmdl", true, 5), 0, 0);
+}
+
+/* One field of a request built by build_req. */
+typedef struct fld {
+    const char *key;
+    char kind;    /* 's' str, 'i' int, 'f' float, 'b' bool */
+    const char *s;
+    int64_t i;
+    double f;
+} fld;
+
+static fld fld_s(const char *k, const char *v) { return (fld){.key = k, .kind = 's', .s = v}; }
+static fld fld_i(const char *k, int64_t v) { return (fld){.key = k, .kind = 'i', .i = v}; }
+static fld fld_f(const char *k, double v) { return (fld){.key = k, .kind = 'f', .f = v}; }
+static fld fld_b(const char *k, bool v) { return (fld){.key = k, .kind = 'b', .i = v}; }
+
+static const msgpack_object *score_fields(fixture *fx, const fld *f, int n)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        pk_str(&pk, f[i].key);
+        switch (f[i].kind) {
+        case 's': pk_str(&pk, f[i].s); break;
+        case 'i': msgpack_pack_int64(&pk, f[i].i); break;
+        case 'f': msgpack_pack_double(&pk, f[i].f); break;
+        default:
+            if (f[i].i)
+                msgpack_pack_true(&pk);
+            else
+                msgpack_pack_false(&pk);
+        }
+    }
+    return run(fx, &sb, false);
+}
+
+/* A request for the tiny model: id, account, amount, optionally mcc and explain. */
+static const msgpack_object *mscore(fixture *fx, const char *id, int64_t amount, int64_t mcc,
+                                    bool explain)
+{
+    fld f[5] = {fld_s("id", id), fld_s("account", "a1"), fld_i("amount", amount)};
+    int n = 3;
+    if (mcc >= 0)
+        f[n++] = fld_i("mcc", mcc);
+    if (explain)
+        f[n++] = fld_b("explain", true);
+    return score_fields(fx, f, n);
+}
+
+static double f64_of(const msgpack_object *o)
+{
+    assert_non_null(o);
+    assert_int_equal(o->type, MSGPACK_OBJECT_FLOAT64);
+    return o->via.f64;
+}
+
+/* The current snapshot's model, and what it says for the worker's last
+ * feature vector (the rule set's vector mapped onto the model's inputs by
+ * name), with the margin. */
+static double predict_last(fixture *fx, double *margin)
+{
+    rk_snapshot *s = rk_snapshot_cell_acquire(rk_engine_snapshots(fx->e));
+    const rk_ruleset *rs = rk_snapshot_ruleset(s);
+    const rk_model *m = rk_ruleset_model(rs);
+    assert_non_null(m);
+    const float *x = NULL;
+    int n = rk_worker_features(fx->w, &x);
+    assert_int_equal(n, rk_ruleset_nfeatures(rs));
+    float in[RK_FEATURES_MAX];
+    for (size_t j = 0; j < rk_model_nfeatures(m); j++) {
+        int i = 0;
+        while (i < n && strcmp(rk_ruleset_feature_name(rs, i), rk_model_feature_name(m, j)) != 0)
+            i++;
+        assert_true(i < n);
+        in[j] = x[i];
+    }
+    double p = rk_model_predict(m, in, margin);
+    rk_snapshot_release(s);
+    return p;
+}
+
+/* model_score is the model's probability for the features the pipeline
+ * computed (counters included), and rules read it as model.score. */
+static void test_model_score_and_rules(void **state)
+{
+    fixture *fx = *state;
+    /* count = acct_n = 1: 0.5 + 0.1 - 0.4 = 0.2 -> 0.55 */
+    const msgpack_object *r = mscore(fx, "m1", 500, -1, false);
+    const float *x = NULL;
+    assert_int_equal(rk_worker_features(fx->w, &x), 3); /* count, big, then amount by default */
+    assert_true(x[0] == 1.0f && x[1] == 0.0f && x[2] == 500.0f);
+    double margin, p = predict_last(fx, &margin);
+    assert_true(fabs(margin - 0.2) < 1e-6);
+    assert_true(f64_of(get(r, "model_score")) == p);
+    assert_str(get(r, "decision"), "allow");
+    const char *const mid[] = {"model_mid"};
+    assert_reasons(r, "reasons", mid, 1);
+    assert_null(get(r, "explain")); /* not asked for */
+
+    /* count = 2: 0.5 + 0.1 + 0.25 = 0.85 -> 0.70 */
+    r = mscore(fx, "m2", 500, -1, false);
+    p = predict_last(fx, &margin);
+    assert_true(fabs(margin - 0.85) < 1e-6);
+    assert_true(f64_of(get(r, "model_score")) == p);
+    assert_str(get(r, "decision"), "block");
+    const char *const both[] = {"model_high", "model_mid"};
+    assert_reasons(r, "reasons", both, 2);
+
+    /* A retry is answered from the store, with the first model score. */
+    r = mscore(fx, "m1", 500, -1, false);
+    assert_true(get(r, "replayed") != NULL);
+    assert_true(fabs(f64_of(get(r, "model_score")) - 1 / (1 + exp(-0.2))) < 1e-7);
+    assert_int_equal(rk_worker_features(fx->w, NULL), 0); /* not scored again */
+    msgpack_sbuffer sb;
+    build_op(&sb, "ping");
+    run(fx, &sb, false);
+    assert_int_equal(rk_worker_features(fx->w, NULL), 0);
+}
+
+/* explain: true lists the largest contributions, their feature values (nil
+ * when missing) and the bias; all of them and the bias add up to the margin. */
+static void test_model_explain(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = mscore(fx, "e1", 50, 7, true); /* count = mcc = 7 */
+    double margin, p = predict_last(fx, &margin);
+    assert_true(fabs(margin - 0.65) < 1e-6); /* 0.3 + 0.1 + 0.25 */
+    assert_true(f64_of(get(r, "model_score")) == p);
+    const msgpack_object *ex = get(r, "explain");
+    assert_non_null(ex);
+    assert_int_equal(ex->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(ex->via.map.size, 2);
+    double sum = f64_of(get(ex, "bias"));
+    const msgpack_object *cs = get(ex, "contributions");
+    assert_non_null(cs);
+    assert_int_equal(cs->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(cs->via.array.size, 2); /* amount and count; big is not the model's */
+    double prev = INFINITY;
+    for (uint32_t i = 0; i < cs->via.array.size; i++) {
+        const msgpack_object *c = &cs->via.array.ptr[i];
+        assert_int_equal(c->via.map.size, 3);
+        double v = f64_of(get(c, "contribution"));
+        assert_true(fabs(v) <= prev);
+        prev = fabs(v);
+        sum += v;
+        if (str_is(get(c, "feature"), "amount"))
+            assert_true(f64_of(get(c, "value")) == 50.0);
+        else if (str_is(get(c, "feature"), "count"))
+            assert_true(f64_of(get(c, "value")) == 7.0);
+        else
+            fail_msg("unexpected feature in explain");
+    }
+    assert_true(fabs(sum - margin) < 1e-6);
+
+    /* count missing (no mcc): its value is nil; still adds up. */
+    r = mscore(fx, "e2", 50, -1, true);
+    predict_last(fx, &margin);
+    ex = get(r, "explain");
+    cs = get(ex, "contributions");
+    sum = f64_of(get(ex, "bias"));
+    bool saw_nil = false;
+    for (uint32_t i = 0; i < cs->via.array.size; i++) {
+        const msgpack_object *c = &cs->via.array.ptr[i];
+        sum += f64_of(get(c, "contribution"));
+        if (str_is(get(c, "feature"), "count")) {
+            assert_int_equal(get(c, "value")->type, MSGPACK_OBJECT_NIL);
+            saw_nil = true;
+        }
+    }
+    assert_true(saw_nil);
+    assert_true(fabs(sum - margin) < 1e-6);
+
+    /* explain_top: 1 lists one; without a model file, no key and no error. */
+    write_rules(model_rules("2", "tiny.rmdl", true, 1));
+    assert_int_equal(rk_engine_reload(fx->e, NULL), 0);
+    r = mscore(fx, "e3", 50, 7, true);
+    assert_int_equal(get(get(r, "explain"), "contributions")->via.array.size, 1);
+    write_rules("ruleset: model\nversion: \"3\"\nmodel:\n  features: {amount: amount}\n");
+    assert_int_equal(rk_engine_reload(fx->e, NULL), 0);
+    r = mscore(fx, "e4", 50, 7, true);
+    assert_str(get(r, "decision"), "allow");
+    assert_int_equal(get(r, "model_score")->type, MSGPACK_OBJECT_NIL);
+    assert_null(get(r, "explain"));
+    const float *x;
+    assert_int_equal(rk_worker_features(fx->w, &x), 1); /* features without a model */
+    assert_true(x[0] == 50.0f);
+}
+
+/* The model reloads with its rule set: a new model file and rule version
+ * arrive together; a broken model fails the reload, positioned at `file:`
+ * with the model loader's message, and the old rules and model keep serving. */
+static void test_model_reload(void **state)
+{
+    fixture *fx = *state;
+    const msgpack_object *r = mscore(fx, "r1", 500, -1, false);
+    double p1 = f64_of(get(r, "model_score"));
+    assert_str(get(r, "ruleset"), "model@1");
+
+    /* Another model at the same path, and a new version. */
+    rk_model *m = NULL;
+    rk_diag d;
+    assert_int_equal(rk_model_import_mem("lin.json", LIN_JSON, strlen(LIN_JSON), &m, &d), 0);
+    save_model(m, "tiny.rmdl"); /* atomically replaced, as rk_model_save does */
+    write_rules(model_rules("2", "tiny.rmdl", false, 5));
+    assert_int_equal(rk_engine_reload(fx->e, &d), 0);
+    r = mscore(fx, "r2", 500, -1, false); /* count 2: -1 + 0.5 + 1 */
+    double p2 = f64_of(get(r, "model_score"));
+    assert_str(get(r, "ruleset"), "model@2");
+    assert_true(fabs(p2 - 1 / (1 + exp(-0.5))) < 1e-6);
+    assert_true(p1 != p2);
+
+    /* A corrupt model file: the reload fails and model@2 keeps serving. */
+    char path[400], tmp[420];
+    snprintf(path, sizeof path, "%s/tiny.rmdl", model_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    assert_non_null(f);
+    fputs("\x82\xa6" "format\xa4rmdl\xa7version\x01", f); /* a truncated model */
+    fclose(f);
+    assert_int_equal(rename(tmp, path), 0);
+    write_rules(model_rules("3", "tiny.rmdl", false, 5));
+    assert_true(rk_engine_reload(fx->e, &d) < 0);
+    char msg[1200], want[1200];
+    rk_diag_format(&d, msg, sizeof msg);
+    snprintf(want, sizeof want, "%s:6:9: cannot load model %s: ", rules_path, path);
+    if (strncmp(msg, want, strlen(want)) != 0 || !strstr(msg, "truncated"))
+        fail_msg("reload diagnostic: %s", msg);
+    r = mscore(fx, "r3", 500, -1, false); /* count 3: the same model as before */
+    assert_str(get(r, "ruleset"), "model@2");
+    assert_true(fabs(f64_of(get(r, "model_score")) - 1 / (1 + exp(-1.0))) < 1e-6);
+
+    /* A missing model file, likewise. */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rk_engine_reload(fx->e, &d), RK_EIO);
+    snprintf(want, sizeof want, "cannot read model file '%s': No such file or directory", path);
+    assert_string_equal(d.msg, want);
+    r = mscore(fx, "r4", 500, -1, false);
+    assert_str(get(r, "ruleset"), "model@2");
+    /* put tiny.rmdl back for the tests after this one */
+    assert_int_equal(rk_model_import(RK_SOURCE_DIR "/tests/model/tiny_xgb.json", &m, &d), 0);
+    save_model(m, "tiny.rmdl");
+}
+
+typedef struct model_racer {
+    rk_engine *e; /* shared */
+    int n;        /* requests to score */
+    int bad;      /* replies whose model score is not their rule set's model's */
+} model_racer;
+
+/* Scores while the main thread swaps rule sets whose models differ: every
+ * reply's model_score belongs to the rule set named in the same reply. */
+static void *race_model(void *arg)
+{
+    model_racer *mr = arg;
+    rk_worker *w;
+    if (rk_worker_new(mr->e, &w) < 0)
+        return NULL;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    for (int i = 0; i < mr->n; i++) {
+        msgpack_sbuffer sb;
+        char id[32];
+        snprintf(id, sizeof id, "race-%p-%d", (void *)w, i);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        pk_str(&pk, "id");
+        pk_str(&pk, id);
+        pk_str(&pk, "account");
+        pk_str(&pk, id); /* a fresh account: count (mcc) is what the request says */
+        pk_str(&pk, "amount");
+        msgpack_pack_int64(&pk, 500);
+        pk_str(&pk, "mcc");
+        msgpack_pack_int64(&pk, 2);
+        const uint8_t *reply;
+        size_t n = rk_pipeline_run(w, (const uint8_t *)sb.data, sb.size, false, &reply);
+        msgpack_sbuffer_destroy(&sb);
+        size_t off = 0;
+        if (msgpack_unpack_next(&u, (const char *)reply, n, &off) != MSGPACK_UNPACK_SUCCESS) {
+            mr->bad++;
+            continue;
+        }
+        const msgpack_object *ms = get(&u.data, "model_score");
+        double want = str_is(get(&u.data, "ruleset"), "model@1") ? 1 / (1 + exp(-0.85))
+                                                                   : 1 / (1 + exp(-0.5));
+        if (!ms || ms->type != MSGPACK_OBJECT_FLOAT64 || fabs(ms->via.f64 - want) > 1e-6)
+            mr->bad++;
+    }
+    msgpack_unpacked_destroy(&u);
+    rk_worker_free(w);
+    return NULL;
+}
+
+static void test_model_reload_while_scoring(void **state)
+{
+    fixture *fx = *state;
+    rk_model *m = NULL;
+    rk_diag d;
+    assert_int_equal(rk_model_import_mem("lin.json", LIN_JSON, strlen(LIN_JSON), &m, &d), 0);
+    save_model(m, "lin2.rmdl");
+    model_racer mr[2] = {{fx->e, 1500, 0}, {fx->e, 1500, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race_model, &mr[i]), 0);
+    for (int i = 0; i < 20; i++) {
+        /* model@1: tiny (0.5 + 0.1 + 0.25); model@2: -1 + 0.001 * 500 + 0.5 * 2 */
+        write_rules(i % 2 ? model_rules("1", "tiny.rmdl", true, 5)
+                          : model_rules("2", "lin2.rmdl", true, 5));
+        assert_int_equal(rk_engine_reload(fx->e, NULL), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(mr[i].bad, 0);
+    }
+}
+
+/* A 100-tree depth-6 model trained by XGBoost (train_xgb.py's features:
+ * amount, acct_txn_1h, acct_amount_24h, card_age_days, ip_risk, distance_km,
+ * is_new_device, hour): through the pipeline, each test row's model_score is
+ * XGBoost's own probability and its explanation adds up to XGBoost's margin.
+ * Features come from schema fields, by default or declared out of the
+ * model's order, and one from an expression; a row's missing value is an
+ * absent field. */
+static int setup_xgb(void **state)
+{
+    static char rules[2048];
+    snprintf(rules, sizeof rules,
+             "ruleset: xgb\nversion: \"1\"\n"
+             "schema:\n"
+             "  x_amount: float\n  acct_txn_1h: float\n  acct_amount_24h: float\n"
+             "  card_age_days: float\n  ip_risk: float\n  distance_km: float\n"
+             "  is_new_device: float\n  x_hour: float\n"
+             "model:\n"
+             "  file: %s/xgb.rmdl\n"
+             "  explain_top: 8\n"
+             "  features:\n"
+             "    hour: x_hour\n"              /* out of the model's order */
+             "    amount: x_amount * 1\n"      /* an expression */
+             "rules:\n"
+             "  - {id: risky, when: model.score > 0.5, action: review}\n",
+             model_dir);
+    return open_fixture(state, have_xgb ? rules : RULES_V1, 0, 0);
+}
+
+static void *read_all(const char *name, size_t size)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", model_dir, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    void *buf = malloc(size);
+    assert_int_equal(fread(buf, 1, size, f), size);
+    fclose(f);
+    return buf;
+}
+
+static void test_model_matches_xgboost(void **state)
+{
+    fixture *fx = *state;
+    if (!have_xgb)
+        skip(); /* python3-xgboost is not installed */
+    static const char *const keys[XGB_NF] = {"x_amount",      "acct_txn_1h", "acct_amount_24h",
+                                             "card_age_days", "ip_risk",     "distance_km",
+                                             "is_new_device", "x_hour"};
+    float *X = read_all("X.f32", sizeof(float) * XGB_ROWS * XGB_NF);
+    double *prob = read_all("prob.f64", sizeof(double) * XGB_ROWS);
+    double *margin = read_all("margin.f64", sizeof(double) * XGB_ROWS);
+    int reviews = 0, want_reviews = 0, missing = 0;
+    for (int row = 0; row < XGB_ROWS; row++) {
+        char id[32];
+        snprintf(id, sizeof id, "x%d", row);
+        fld f[4 + XGB_NF] = {fld_s("id", id), fld_s("account", "a"), fld_i("amount", 1),
+                             fld_b("explain", true)};
+        int n = 4;
+        for (int k = 0; k < XGB_NF; k++) {
+            float v = X[row * XGB_NF + k];
+            if (isnan(v))
+                missing++;
+            else
+                f[n++] = fld_f(keys[k], (double)v);
+        }
+        const msgpack_object *r = score_fields(fx, f, n);
+        double p = f64_of(get(r, "model_score"));
+        if (fabs(p - prob[row]) > 1e-6)
+            fail_msg("row %d: riskd %.9g, XGBoost %.9g", row, p, prob[row]);
+        const msgpack_object *ex = get(r, "explain");
+        double sum = f64_of(get(ex, "bias"));
+        const msgpack_object *cs = get(ex, "contributions");
+        for (uint32_t i = 0; i < cs->via.array.size; i++)
+            sum += f64_of(get(&cs->via.array.ptr[i], "contribution"));
+        if (fabs(sum - margin[row]) > 1e-5)
+            fail_msg("row %d: contributions + bias %.9g, XGBoost's margin %.9g", row, sum,
+                     margin[row]);
+        reviews += str_is(get(r, "decision"), "review");
+        want_reviews += prob[row] > 0.5;
+    }
+    assert_true(missing > 0);
+    assert_int_equal(reviews, want_reviews);
+    free(X);
+    free(prob);
+    free(margin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1219,6 +1732,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_raw_values_on_disk, setup_state, teardown),
         cmocka_unit_test_setup_teardown(test_live_and_replay_agree, setup_state, teardown),
+        cmocka_unit_test_setup_teardown(test_model_score_and_rules, setup_model, teardown),
+        cmocka_unit_test_setup_teardown(test_model_explain, setup_model_mcc, teardown),
+        cmocka_unit_test_setup_teardown(test_model_reload, setup_model, teardown),
+        cmocka_unit_test_setup_teardown(test_model_reload_while_scoring, setup_model_mcc,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_model_matches_xgboost, setup_xgb, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, models_setup, models_teardown);
 }

@@ -1,8 +1,11 @@
 /* Rule sets: loading (from files and memory), accessors, symbol look-up,
  * positions of expression errors in each YAML scalar style, includes (depth
- * limit), list files, counters and dynamic lists, limits, and the shipped
- * rules/default.yaml run against every case of rules/default.test.yaml
- * (with its counter and dynamic-list overrides) through rk_ruleset_eval.
+ * limit), list files, counters and dynamic lists, limits, the model section
+ * (feature vectors, default bindings, scoring and explaining through the rule
+ * set, the feature limit), and the shipped rules/default.yaml run against
+ * every case of rules/default.test.yaml (with its counter, dynamic-list and
+ * model-score overrides, the model scoring the others) through
+ * rk_ruleset_eval.
  *
  * Loader diagnostics for each kind of mistake are in the golden files
  * (tests/golden/rules, test_golden_rules.c); this file tests what needs code
@@ -122,7 +125,7 @@ static void test_slot(void **state)
     t = RK_T_BOOL;
     assert_int_equal(rk_ruleset_slot(rs, "amout", &t), -1);
     assert_int_equal(t, RK_T_BOOL); /* untouched */
-    assert_int_equal(rk_ruleset_slot(rs, "model.score", &t), -1); /* no model yet */
+    assert_int_equal(rk_ruleset_slot(rs, "model.score", &t), -1); /* no model file */
     assert_int_equal(rk_ruleset_slot(rs, "acct_txn_1h", &t), -1); /* no counters yet */
     assert_int_equal(rk_ruleset_slot(rs, "", &t), -1);
     assert_int_equal(rk_ruleset_slot(rs, NULL, &t), -1);
@@ -193,7 +196,14 @@ static void test_error_codes(void **state)
          RK_EEXISTS},
         {"lists: {a: [1], b: [2]}\nschema: {z: int}\nrules: []\n", 0},
         {"counters: {c: {by: account, window: 1h}}\n", 0},
-        {"model: {file: m.rmdl}\n", RK_EUNSUPPORTED},
+        {"model: {file: m.rmdl}\n", RK_EIO},
+        {"model: {file: tests/golden/rules/models/corrupt.rmdl}\n", RK_ECORRUPT},
+        {"model: {file: tests/golden/rules/models/tiny.rmdl}\n", RK_ENOTFOUND},
+        {"model: {features: {x: amount}}\nrules: [{id: a, when: model.score > 0, score: 1}]\n",
+         RK_EINVAL},
+        {"model: {features: {x: email}}\n", RK_ETYPE},
+        {"model: {features: {x: amount, x: mcc}}\n", RK_EEXISTS},
+        {"model: {explain_top: 257}\n", RK_ERANGE},
         {"lists: {a: {dynamic: true}}\n", 0},
         {"counters: {c: {by: acount, window: 1h}}\n", RK_ENOTFOUND},
         {"counters: {c: {by: account, window: 91d}}\n", RK_ERANGE},
@@ -705,6 +715,295 @@ static void test_loader_details(void **state)
     rk_ruleset_free(rs);
 }
 
+/* ---- the model section --------------------------------------------------- */
+
+#define TINY "tests/golden/rules/models/tiny.rmdl" /* features amount, count (3 trees) */
+#define LINEAR "tests/golden/rules/models/linear.rmdl" /* amount, acct_txn_1h, is_new_device */
+
+/* The checked-in fixtures are what `riskctl model import` makes of the JSON
+ * models in tests/model/, byte for byte: they cannot drift from the format. */
+static void test_model_fixtures(void **state)
+{
+    static const char *const pairs[][2] = {{"tests/model/tiny_xgb.json", TINY},
+                                           {"tests/model/linear.json", LINEAR}};
+    for (size_t i = 0; i < 2; i++) {
+        rk_model *m = NULL;
+        rk_diag d;
+        assert_int_equal(rk_model_import(pairs[i][0], &m, &d), 0);
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        assert_int_equal(rk_model_encode(m, &bytes, &len), 0);
+        FILE *f = fopen(pairs[i][1], "rb");
+        assert_non_null(f);
+        static uint8_t file[4096];
+        size_t n = fread(file, 1, sizeof file, f);
+        fclose(f);
+        if (n != len || memcmp(file, bytes, len) != 0)
+            fail_msg("%s is not `riskctl model import %s`", pairs[i][1], pairs[i][0]);
+        free(bytes);
+        rk_model_free(m);
+    }
+}
+
+static const char model_rules[] =
+    "ruleset: m\nversion: '1'\n"
+    "schema: {is_new_device: bool, ratio: float}\n"
+    "counters: {acct_txn_1h: {by: account, window: 1h}}\n"
+    "model:\n"
+    "  file: " TINY "\n"
+    "  features:\n"
+    "    count: acct_txn_1h\n"
+    "    log_amount: log(amount + 1)\n"
+    "    foreign_ip: ip_country != card_country\n"
+    "    new_device: is_new_device\n"
+    "    ratio: ratio\n"
+    "rules:\n"
+    "  - {id: high, when: model.score >= 0.6, action: review}\n";
+
+/* The feature vector: declared features in order, then the model's features
+ * nobody declared, bound to the field or counter of their name; values as
+ * floats, bools 0/1, missing NaN; the model fed in its own order. */
+static void test_model_features(void **state)
+{
+    rk_ruleset *rs = load_ok(model_rules);
+    const rk_model *m = rk_ruleset_model(rs);
+    assert_non_null(m);
+    assert_int_equal(rk_ruleset_nfeatures(rs), 6);
+    static const char *const names[] = {"count",      "log_amount", "foreign_ip",
+                                        "new_device", "ratio",      "amount"};
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(rk_ruleset_feature_name(rs, i), names[i]);
+    assert_null(rk_ruleset_feature_name(rs, 6));
+    assert_null(rk_ruleset_feature_name(rs, -1));
+    assert_int_equal(rk_ruleset_explain_top(rs), RK_EXPLAIN_TOP_DEFAULT);
+    rk_type t = RK_T_MISSING;
+    int base = rk_ruleset_counter_base(rs);
+    assert_int_equal(rk_ruleset_slot(rs, "model.score", &t), base + 1); /* after the counter */
+    assert_int_equal(t, RK_T_FLOAT);
+
+    rk_arena arena;
+    rk_arena_init(&arena, 4096);
+    rk_eval_ctx ctx = {.arena = &arena};
+    static rk_txn txn;
+    memset(&txn, 0, sizeof txn);
+    float x[RK_FEATURES_MAX];
+    rk_ruleset_features(rs, &txn, &ctx, x); /* everything missing */
+    for (int i = 0; i < 6; i++)
+        assert_true(isnan(x[i]));
+    txn.v[RK_F_AMOUNT] = rk_value_int(250);
+    txn.v[RK_F_IP_COUNTRY] = rk_value_str("FR", 2);
+    txn.v[RK_F_CARD_COUNTRY] = rk_value_str("US", 2);
+    txn.v[RK_F__STD] = rk_value_bool(true);
+    txn.v[RK_F__STD + 1] = rk_value_float(0.25);
+    txn.v[base] = rk_value_int(4);
+    rk_ruleset_features(rs, &txn, &ctx, x);
+    assert_true(x[0] == 4.0f);
+    assert_true(x[1] == (float)log(251.0));
+    assert_true(x[2] == 1.0f);
+    assert_true(x[3] == 1.0f);
+    assert_true(x[4] == 0.25f);
+    assert_true(x[5] == 250.0f);
+
+    /* The model reads (amount, count): x[5], x[0]. */
+    float in[2] = {x[5], x[0]};
+    double margin, want = rk_model_predict(m, in, &margin);
+    assert_true(fabs(margin - 0.85) < 1e-6); /* 0.5 + 0.1 + 0.25 */
+    assert_true(rk_ruleset_model_score(rs, x, &txn) == want);
+    assert_int_equal(txn.v[base + 1].type, RK_T_FLOAT);
+    assert_true(txn.v[base + 1].f == want);
+    static rk_decision dec;
+    rk_ruleset_eval(rs, &txn, &ctx, &dec);
+    assert_int_equal(dec.verdict, RK_REVIEW);
+
+    /* Explanation: feature vector indices, largest first; all of them plus
+     * the bias give the margin. */
+    double contrib[RK_FEATURES_MAX + 1], bias = -1;
+    rk_model_contrib top[RK_FEATURES_MAX];
+    int n = rk_ruleset_model_explain(rs, x, contrib, top, &bias);
+    assert_int_equal(n, 2);
+    double sum = bias;
+    for (int i = 0; i < n; i++) {
+        assert_true(top[i].feature == 0 || top[i].feature == 5);
+        if (i)
+            assert_true(fabs(top[i].value) <= fabs(top[i - 1].value));
+        sum += top[i].value;
+    }
+    assert_true(fabs(sum - margin) < 1e-6);
+
+    /* A missing count goes to each split's default side. */
+    txn.v[base] = rk_value_missing();
+    rk_ruleset_features(rs, &txn, &ctx, x);
+    assert_true(isnan(x[0]));
+    in[1] = NAN;
+    assert_true(rk_ruleset_model_score(rs, x, &txn) == rk_model_predict(m, in, NULL));
+    rk_arena_free(&arena);
+    rk_ruleset_free(rs);
+}
+
+/* Defaults only, in the model's own order: x goes to the model as it is. A
+ * model feature named like a str field cannot bind to it. */
+static void test_model_default_bindings(void **state)
+{
+    rk_ruleset *rs = load_ok("ruleset: m\nversion: '1'\n"
+                             "schema: {is_new_device: bool}\n"
+                             "counters: {acct_txn_1h: {by: account, window: 1h}}\n"
+                             "model: {file: " LINEAR ", explain_top: 1}\n");
+    assert_int_equal(rk_ruleset_nfeatures(rs), 3);
+    assert_string_equal(rk_ruleset_feature_name(rs, 0), "amount");
+    assert_string_equal(rk_ruleset_feature_name(rs, 1), "acct_txn_1h");
+    assert_string_equal(rk_ruleset_feature_name(rs, 2), "is_new_device");
+    assert_int_equal(rk_ruleset_explain_top(rs), 1);
+    rk_arena arena;
+    rk_arena_init(&arena, 4096);
+    rk_eval_ctx ctx = {.arena = &arena};
+    static rk_txn txn;
+    memset(&txn, 0, sizeof txn);
+    txn.v[RK_F_AMOUNT] = rk_value_int(1000);
+    txn.v[RK_F__STD] = rk_value_bool(false);
+    txn.v[rk_ruleset_counter_base(rs)] = rk_value_int(3);
+    float x[RK_FEATURES_MAX];
+    rk_ruleset_features(rs, &txn, &ctx, x);
+    assert_true(x[0] == 1000.0f && x[1] == 3.0f && x[2] == 0.0f);
+    double margin, p = rk_model_predict(rk_ruleset_model(rs), x, &margin);
+    assert_true(fabs(margin - (-3.0 + 2.0 + 1.5)) < 1e-6);
+    assert_true(rk_ruleset_model_score(rs, x, &txn) == p);
+    double contrib[RK_FEATURES_MAX + 1], bias;
+    rk_model_contrib top[1];
+    assert_int_equal(rk_ruleset_model_explain(rs, x, contrib, top, &bias), 1);
+    assert_int_equal(top[0].feature, 0); /* amount: 2.0 */
+    assert_true(fabs(top[0].value - 2.0) < 1e-6);
+    assert_true(fabs(bias + 3.0) < 1e-6);
+    rk_arena_free(&arena);
+    rk_ruleset_free(rs);
+
+    /* A model feature named like a str field. */
+    char dir[] = "/tmp/rk_test_ruleset_XXXXXX", path[64], text[512];
+    assert_non_null(mkdtemp(dir));
+    static const char json[] = "{\"objective\": \"logistic_regression\", \"features\": "
+                               "[\"amount\", \"country\"], \"weights\": [1, 2], \"bias\": 0}";
+    rk_model *m = NULL;
+    rk_diag d;
+    assert_int_equal(rk_model_import_mem("c.json", json, strlen(json), &m, &d), 0);
+    snprintf(path, sizeof path, "%s/c.rmdl", dir);
+    assert_int_equal(rk_model_save(m, path, &d), 0);
+    rk_model_free(m);
+    snprintf(text, sizeof text, "ruleset: m\nversion: '1'\nmodel:\n  file: %s\n", path);
+    char want[512];
+    snprintf(want, sizeof want,
+             "mem.yaml:4:9: model feature 'country' has no binding: field 'country' is str (bind "
+             "it under 'features:' to an int, float or bool expression)");
+    assert_load_error(text, RK_ETYPE, want);
+    snprintf(text, sizeof text,
+             "ruleset: m\nversion: '1'\nmodel:\n  file: %s\n  features: {country: country == "
+             "'US'}\n",
+             path);
+    rs = load_ok(text);
+    assert_int_equal(rk_ruleset_nfeatures(rs), 2);
+    assert_string_equal(rk_ruleset_feature_name(rs, 1), "amount");
+    rk_ruleset_free(rs);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Without a model file: features are built, nothing is scored. */
+static void test_model_features_only(void **state)
+{
+    rk_ruleset *rs = load_ok("ruleset: m\nversion: '1'\n"
+                             "model: {features: {amount: amount, big: amount > 100, "
+                             "r: amount / 3}}\n");
+    assert_null(rk_ruleset_model(rs));
+    assert_int_equal(rk_ruleset_nfeatures(rs), 3);
+    assert_int_equal(rk_ruleset_slot(rs, "model.score", NULL), -1);
+    rk_arena arena;
+    rk_arena_init(&arena, 4096);
+    rk_eval_ctx ctx = {.arena = &arena};
+    static rk_txn txn;
+    memset(&txn, 0, sizeof txn);
+    txn.v[RK_F_AMOUNT] = rk_value_int(300);
+    float x[RK_FEATURES_MAX];
+    rk_ruleset_features(rs, &txn, &ctx, x);
+    assert_true(x[0] == 300.0f && x[1] == 1.0f && x[2] == 100.0f);
+    static rk_txn before;
+    memcpy(&before, &txn, sizeof txn);
+    assert_true(isnan(rk_ruleset_model_score(rs, x, &txn)));
+    assert_memory_equal(&before, &txn, sizeof txn);
+    double contrib[RK_FEATURES_MAX + 1], bias = 7;
+    rk_model_contrib top[RK_FEATURES_MAX];
+    assert_int_equal(rk_ruleset_model_explain(rs, x, contrib, top, &bias), 0);
+    assert_true(bias == 0);
+    rk_arena_free(&arena);
+    rk_ruleset_free(rs);
+
+    /* No model section at all. */
+    rs = load_ok(basic);
+    assert_int_equal(rk_ruleset_nfeatures(rs), 0);
+    assert_null(rk_ruleset_model(rs));
+    assert_int_equal(rk_ruleset_explain_top(rs), RK_EXPLAIN_TOP_DEFAULT);
+    rk_ruleset_free(rs);
+}
+
+/* RK_FEATURES_MAX, declared or brought in by the model. */
+static void test_model_feature_limits(void **state)
+{
+    size_t cap = 200000;
+    char *text = malloc(cap);
+    char msg[1200];
+    rk_ruleset *rs;
+    for (int n = RK_FEATURES_MAX; n <= RK_FEATURES_MAX + 1; n++) {
+        size_t off =
+            (size_t)snprintf(text, cap, "ruleset: x\nversion: '1'\nmodel:\n  features:\n");
+        for (int i = 0; i < n; i++)
+            off += (size_t)snprintf(text + off, cap - off, "    f%d: amount + %d\n", i, i);
+        int rc = load(text, &rs, msg, sizeof msg);
+        if (n == RK_FEATURES_MAX) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(rk_ruleset_nfeatures(rs), RK_FEATURES_MAX);
+            rk_ruleset_free(rs);
+        } else {
+            assert_int_equal(rc, RK_ETOOBIG);
+            assert_string_equal(msg, "mem.yaml:261:5: too many model features (at most 256)");
+        }
+    }
+    /* A model of 200 features (m0..m199), declared; then 100 more. */
+    char dir[] = "/tmp/rk_test_ruleset_XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    size_t off = (size_t)snprintf(text, cap,
+                                  "{\"objective\": \"logistic_regression\", \"features\": [");
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(text + off, cap - off, "%s\"m%d\"", i ? ", " : "", i);
+    off += (size_t)snprintf(text + off, cap - off, "], \"weights\": [");
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(text + off, cap - off, "%s0.5", i ? ", " : "");
+    snprintf(text + off, cap - off, "], \"bias\": 0}");
+    rk_model *m = NULL;
+    rk_diag d;
+    assert_int_equal(rk_model_import_mem("wide.json", text, strlen(text), &m, &d), 0);
+    snprintf(path, sizeof path, "%s/wide.rmdl", dir);
+    assert_int_equal(rk_model_save(m, path, &d), 0);
+    rk_model_free(m);
+    static const char head[] = "ruleset: x\nversion: '1'\nmodel:\n  file: %s\n  features:\n";
+    off = (size_t)snprintf(text, cap, head, path);
+    for (int i = 0; i < 200; i++) /* the model's own, declared out of order */
+        off += (size_t)snprintf(text + off, cap - off, "    m%d: amount\n", 199 - i);
+    rs = load_ok(text);
+    assert_int_equal(rk_ruleset_nfeatures(rs), 200);
+    rk_ruleset_free(rs);
+    for (int i = 0; i < 100; i++) /* 100 more it does not use: 300 */
+        off += (size_t)snprintf(text + off, cap - off, "    extra%d: mcc\n", i);
+    assert_int_equal(load(text, &rs, msg, sizeof msg), RK_ETOOBIG);
+    assert_string_equal(msg, "mem.yaml:262:5: too many model features (at most 256)");
+    /* Declared 100, the model's 200 by default: too many, said at `file:`. */
+    off = (size_t)snprintf(text, cap, head, path);
+    for (int i = 0; i < 100; i++)
+        off += (size_t)snprintf(text + off, cap - off, "    extra%d: mcc\n", i);
+    assert_int_equal(load(text, &rs, msg, sizeof msg), RK_ETOOBIG);
+    assert_string_equal(msg, "mem.yaml:4:9: too many model features: 100 declared and 200 more "
+                             "the model uses (at most 256)");
+    unlink(path);
+    rmdir(dir);
+    free(text);
+}
+
 /* ---- the shipped rule set and its case file ----------------------------- */
 
 typedef struct case_run {
@@ -806,6 +1105,21 @@ static void check_case(case_run *cr, yaml_node_t *c)
             fail_msg("case '%s': no dynamic list '%s'", name,
                      rk_yn_str(rk_yn_node(&cr->doc, p->key)));
     rk_arena_reset(cr->ctx->arena);
+    /* model.score as riskctl test sets it: given by the case, else the model's
+     * over the case's features. */
+    double ms;
+    yaml_node_t *msn = rk_yn_get(&cr->doc, c, "model_score", NULL);
+    if (msn) {
+        int slot = rk_ruleset_slot(cr->rs, "model.score", NULL);
+        bool null = rk_yn_is_null(msn);
+        if (slot < 0 || (!null && !rk_yn_number(msn, &ms)))
+            fail_msg("case '%s': model_score needs a model and a number", name);
+        txn.v[slot] = null ? rk_value_missing() : rk_value_float(ms);
+    } else if (rk_ruleset_model(cr->rs)) {
+        static float x[RK_FEATURES_MAX];
+        rk_ruleset_features(cr->rs, &txn, cr->ctx, x);
+        rk_ruleset_model_score(cr->rs, x, &txn);
+    }
     rk_ruleset_eval(cr->rs, &txn, cr->ctx, &d);
     for (int i = 0; i < d.nreasons; i++)
         cr->hits[d.reasons[i]]++;
@@ -956,6 +1270,11 @@ int main(void)
         cmocka_unit_test(test_mem_buffers),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_loader_details),
+        cmocka_unit_test(test_model_fixtures),
+        cmocka_unit_test(test_model_features),
+        cmocka_unit_test(test_model_default_bindings),
+        cmocka_unit_test(test_model_features_only),
+        cmocka_unit_test(test_model_feature_limits),
         cmocka_unit_test(test_default_ruleset_cases),
         cmocka_unit_test(test_docs_examples),
     };

@@ -2,7 +2,9 @@
  * directory: the secret file, counters (count, sum, distinct, compound keys,
  * missing keys, `when`, out-of-order and too-old events, definition changes),
  * retry de-duplication, dynamic lists with TTL, feedback, map growth from a
- * tiny map (pre-emptive and on MDB_MAP_FULL), the sweeper, backup and restore,
+ * tiny map (pre-emptive and on MDB_MAP_FULL), batches of a private store
+ * (retries and aborts inside a batch, growth and rebuilds), the sweeper,
+ * backup and restore,
  * and a scan of the data file for the raw identifiers used. Time is injected;
  * nothing sleeps. */
 #include <setjmp.h>
@@ -561,11 +563,14 @@ static void grow_with(fx *f, int headroom_pct, int entities)
             assert_int_equal(out[1].i, (int64_t)i * (round + 1));
         }
     }
+    assert_int_equal(rk_store_flush(f->s), 0); /* a batch still open is committed */
     rk_store_stats st;
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
     assert_true(st.map_growths >= 2);
     assert_true(st.map_bytes > 256 * 1024);
-    assert_int_equal(st.entries_counters, (uint64_t)entities * 2);
+    /* one record per entity and key set: both counters are `by: account`
+     * (format 2; format 1 kept one record per counter, entities * 2) */
+    assert_int_equal(st.entries_counters, (uint64_t)entities);
     assert_int_equal(st.entries_recent, (uint64_t)entities * 2);
     if (headroom_pct == 0)
         assert_true(st.txn_replays >= 1);
@@ -592,6 +597,95 @@ static void test_map_growth_writemap(void **state)
 static void test_map_full_rerun(void **state)
 {
     grow_with(*state, 0, 3000); /* only MDB_MAP_FULL triggers growth: the re-run path */
+}
+
+/* ---- batches (private stores) -------------------------------------------- */
+
+static void test_batch(void **state)
+{
+    fx *f = *state;
+    f->cfg.batch = 4;
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    rk_replay rp;
+    rk_store_stats st;
+    set_str(f->txn, RK_F_ACCOUNT, "acct-batch");
+    assert_int_equal(score(f, c, "b-1", T0, out, &rp), 0);
+    assert_int_equal(out[0].i, 1);
+    assert_int_equal(score(f, c, "b-2", T0 + 1, out, &rp), 0);
+    assert_int_equal(out[0].i, 2);
+    /* nothing committed yet, but the batch sees its own requests: a retry */
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.commits, 0);
+    assert_int_equal(score(f, c, "b-1", T0 + 2, out, &rp), 1);
+    assert_memory_equal(rp.reply, "reply:b-1:1", rp.reply_len);
+    /* an aborted request leaves no trace; the batch's earlier ones stay */
+    assert_int_equal(rk_store_begin(f->w, T0 + 3), 0);
+    assert_int_equal(rk_counters_apply(f->w, c, f->txn, T0 + 3, NULL, out), 0);
+    assert_int_equal(out[0].i, 3);
+    assert_int_equal(rk_recent_record(f->w, "b-x", 3, 0, T0 + 3, "x", 1), 0);
+    rk_store_abort(f->w);
+    assert_int_equal(score(f, c, "b-x", T0 + 4, out, &rp), 0); /* not a retry */
+    assert_int_equal(out[0].i, 3);
+    /* the fourth committed request committed the batch */
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.commits, 1);
+    assert_int_equal(st.entries_recent, 3);
+    assert_int_equal(score(f, c, "b-3", T0 + 5, out, &rp), 0);
+    assert_int_equal(out[0].i, 4);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.commits, 1);
+    assert_int_equal(rk_store_flush(f->s), 0);
+    assert_int_equal(rk_store_flush(f->s), 0); /* nothing open: nothing to do */
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.commits, 2);
+    assert_int_equal(st.entries_recent, 4);
+    /* flush refuses to cut a request in half */
+    assert_int_equal(score(f, c, "b-4", T0 + 6, out, &rp), 0);
+    assert_int_equal(rk_store_begin(f->w, T0 + 7), 0);
+    assert_int_equal(rk_store_flush(f->s), RK_EINVAL);
+    rk_store_abort(f->w);
+    /* a sweep commits the open batch first (same thread) */
+    rk_sweep_result sr;
+    assert_int_equal(rk_store_sweep(f->s, T0 + 7, &sr), 0);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.entries_recent, 5);
+    /* closing commits what is open */
+    assert_int_equal(score(f, c, "b-5", T0 + 8, out, &rp), 0);
+    assert_int_equal(out[0].i, 6);
+    fx_close(f);
+    f->cfg.batch = 1;
+    fx_open(f);
+    assert_int_equal(peek(f, c, 0, T0 + 9), 6);
+    assert_int_equal(rk_store_begin(f->w, T0 + 9), 0);
+    assert_int_equal(rk_recent_check(f->w, "b-5", 3, &rp), 0);
+    rk_store_abort(f->w);
+    fx_close(f);
+    /* batching answers before committing: not with strict durability */
+    f->cfg.batch = 4;
+    f->cfg.durability = RK_DUR_STRICT;
+    assert_int_equal(rk_store_open(&f->cfg, &f->s), RK_EINVAL);
+    f->s = NULL;
+    rk_counters_free(c);
+}
+
+/* Map growth inside batches from a tiny map: pre-emptive, and on
+ * MDB_MAP_FULL with the batch rebuilt from its redo log. */
+static void test_batch_map_growth(void **state)
+{
+    fx *f = *state;
+    f->cfg.batch = 100;
+    grow_with(f, 10, 3000);
+}
+
+static void test_batch_map_full_rebuild(void **state)
+{
+    fx *f = *state;
+    f->cfg.batch = 100;
+    grow_with(f, 0, 3000);
 }
 
 /* ---- sweeper ------------------------------------------------------------- */
@@ -751,6 +845,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth_writemap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_map_growth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_map_full_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore_and_no_raw_values, setup, teardown),
     };

@@ -41,6 +41,7 @@ struct rk_cli_cmd {
 /* The subcommands, one per cmd_*.c family. */
 extern const rk_cli_cmd rk_cli_check;
 extern const rk_cli_cmd rk_cli_test;
+extern const rk_cli_cmd rk_cli_backtest; /* cmd_backtest.c */
 extern const rk_cli_cmd rk_cli_score;
 extern const rk_cli_cmd rk_cli_ping;
 extern const rk_cli_cmd rk_cli_reload;

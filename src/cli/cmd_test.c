@@ -3,11 +3,15 @@
  *
  * A case goes through the server's own code: its txn (packed as a gateway
  * would, see cases.c) is decoded by rk_proto_decode with the rule set's
- * schema, counter and model-score overrides are written into their slots, and
- * rk_ruleset_eval decides. There is no state store here, so a counter or
- * model score the case does not give is missing, as is `ts` when the txn has
- * none (riskd would use its clock; a test must not depend on when it runs),
- * and a dynamic list holds exactly the members the case's `lists:` gives it:
+ * schema, counter and model-score overrides are written into their slots,
+ * and rk_ruleset_eval decides. When the case gives no model score and the
+ * rule set has a model, the score is computed as riskd computes it: the
+ * feature vector from the case's fields and counters (rk_ruleset_features),
+ * then the model (rk_ruleset_model_score). There is no state store here, so
+ * a counter the case does not give is missing (a NaN feature), as is the
+ * model score without a model, and `ts` when the txn has none (riskd would
+ * use its clock; a test must not depend on when it runs), and a dynamic list
+ * holds exactly the members the case's `lists:` gives it:
  * the evaluator's dyn_has look-up is answered from them, a str by its bytes
  * and an int by its decimal text, as the store hashes them.
  *
@@ -39,6 +43,7 @@ typedef struct runner {
     rk_arena arena;       /* lower()/upper() results, reset per case */
     rk_eval_ctx ctx;      /* evaluation stack; points at arena */
     rk_decision decision; /* the outcome of the current case */
+    float x[RK_FEATURES_MAX]; /* the current case's feature vector, when the model scores it */
     int passed;           /* cases whose outcome matched */
     int failed;           /* cases that ran and did not match */
     int broken;           /* case files (or their rule files) that could not be run */
@@ -325,14 +330,20 @@ static int compare(FILE *f, const rk_ruleset *rs, const rk_case *c, const rk_dec
     return n;
 }
 
-/* Evaluates one prepared case; prints its failure line if it fails. */
+/* Evaluates one prepared case — the model first, unless the case gives the
+ * score — and prints its failure line if it fails. */
 static bool run_case(runner *run, const rk_ruleset *rs, const rk_case_file *cf, const rk_case *c,
-                     const rk_txn *txn)
+                     rk_txn *txn)
 {
     case_lists cl = {rs, c};
     rk_arena_reset(&run->arena);
     run->ctx.dyn_has = case_dyn_has;
     run->ctx.dyn_ud = &cl;
+    double score = NAN;
+    if (!c->has_model_score && rk_ruleset_model(rs)) {
+        rk_ruleset_features(rs, txn, &run->ctx, run->x);
+        score = rk_ruleset_model_score(rs, run->x, txn);
+    }
     rk_ruleset_eval(rs, txn, &run->ctx, &run->decision);
     run->ctx.dyn_has = NULL; /* cl goes out of scope */
     run->ctx.dyn_ud = NULL;
@@ -344,6 +355,8 @@ static bool run_case(runner *run, const rk_ruleset *rs, const rk_case_file *cf, 
         return false;
     }
     int differ = compare(f, rs, c, &run->decision);
+    if (differ && !isnan(score))
+        fprintf(f, " (model_score %.6g, computed from the case's features)", score);
     fclose(f);
     if (differ)
         printf("%s:%d: case '%s': %s\n", cf->path, c->at.line, c->name, text);
@@ -439,7 +452,7 @@ const rk_cli_cmd rk_cli_test = {
         "      txn: {id: t1, account: a1, amount: 250000}   # id: defaults to the name\n"
         "      counters: {acct_txn_1h: 7}     # optional: counter values (else missing)\n"
         "      lists: {blocked_cards: [tok_9]}  # optional: dynamic lists' members (else empty)\n"
-        "      model_score: 0.93              # optional (else missing)\n"
+        "      model_score: 0.93              # optional (else the model's, or missing)\n"
         "      expect:\n"
         "        decision: review             # required: allow | review | block\n"
         "        reasons: [large_amount]      # optional: matched live rules, in order\n"
@@ -452,6 +465,8 @@ const rk_cli_cmd rk_cli_test = {
         "`ts` has no event time: give one to test time-of-day rules. There is no store:\n"
         "a counter the case does not set is missing, and a dynamic list holds only the\n"
         "members `lists` gives it (compared as text; an int field by its decimal text).\n"
+        "Without `model_score`, a rule set with a model file scores the case with it, from\n"
+        "the features its `model:` section computes over the txn and `counters`.\n"
         "\n"
         "Exit status: 0 when every case passes, 1 when any fails, 2 when a case file or\n"
         "its rule file is broken (reported as FILE:LINE:COL: message; none of that\n"

@@ -21,8 +21,9 @@
 /* In the order `riskctl --help` lists them: local tools first, then the ones
  * that talk to a running riskd. */
 static const rk_cli_cmd *const commands[] = {
-    &rk_cli_check,  &rk_cli_test,  &rk_cli_log,  &rk_cli_model,    &rk_cli_score, &rk_cli_ping,
-    &rk_cli_reload, &rk_cli_stats, &rk_cli_list, &rk_cli_feedback, &rk_cli_backup,
+    &rk_cli_check, &rk_cli_test,   &rk_cli_backtest, &rk_cli_log,  &rk_cli_model,
+    &rk_cli_score, &rk_cli_ping,   &rk_cli_reload,   &rk_cli_stats, &rk_cli_list,
+    &rk_cli_feedback, &rk_cli_backup,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -68,7 +68,11 @@ void rk_admin_stats(rk_engine *e, const rk_snapshot *snap, rk_outbuf *out)
 {
     rk_store_stats st;
     bool have = rk_store_stats_get(rk_engine_store(e), &st) == 0;
-    rk_stats_pack(rk_engine_stats(e), snap, have ? &st : NULL, &out->pk);
+    rk_declog_stats dl;
+    rk_declog *log = rk_engine_declog(e);
+    if (log)
+        rk_declog_stats_get(log, &dl);
+    rk_stats_pack(rk_engine_stats(e), snap, have ? &st : NULL, log ? &dl : NULL, &out->pk);
 }
 
 uint64_t rk_admin_list_tag(const char *list)

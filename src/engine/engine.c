@@ -14,9 +14,15 @@
  * worker is gone. Counter definitions live in the rule set (its
  * rk_counters), so a reload swaps them together with the rules: a counter
  * whose definition changed has a new identity hash and starts from zero,
- * one that did not change keeps reading the same records. */
+ * one that did not change keeps reading the same records.
+ *
+ * The decision log, when enabled, opens last (it keys its pseudonyms with the
+ * installation secret the store creates) and closes first, after every worker
+ * is gone, so everything the workers queued is written before the store
+ * closes and the process exits. */
 #include "engine/engine.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,7 @@
 struct rk_engine {
     char *rules_path;          /* owned copy of the configured rule file path */
     rk_store *store;           /* the state store; owned */
+    rk_declog *declog;         /* the decision log; owned; NULL when disabled */
     int64_t (*clock_ms)(void); /* wall clock for the store's TTLs */
     size_t max_body;           /* request body limit, bytes */
     rk_verdict fallback;       /* degraded decision */
@@ -57,6 +64,30 @@ void rk_engine_config_default(rk_engine_config *c)
     c->max_body = RK_MAX_BODY_DEFAULT;
     c->fallback = RK_REVIEW;
     rk_store_config_default(&c->store);
+    rk_declog_config_default(&c->declog);
+}
+
+/* The decision log in cfg's data directory (or where cfg->declog.dir says). */
+static int open_declog(const rk_engine_config *cfg, rk_declog **out, rk_diag *diag)
+{
+    char dir[PATH_MAX];
+    rk_declog_config dc = cfg->declog;
+    if (!dc.dir) {
+        size_t n = strlen(cfg->store.dir);
+        while (n > 1 && cfg->store.dir[n - 1] == '/')
+            n--;
+        if ((size_t)snprintf(dir, sizeof dir, "%.*s/%s", (int)n, cfg->store.dir, RK_DECLOG_DIR) >=
+            sizeof dir) {
+            rk_diag_set(diag, cfg->store.dir, 0, 0, "data directory path too long");
+            return RK_EINVAL;
+        }
+        dc.dir = dir;
+    }
+    int rc = rk_declog_open(&dc, cfg->store.dir, out);
+    if (rc < 0)
+        rk_diag_set(diag, dc.dir, 0, 0, "cannot open the decision log: %s%s", rk_strerror(rc),
+                    rc == RK_ENOMEM ? "" : " (the log says why)");
+    return rc;
 }
 
 int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag)
@@ -96,6 +127,8 @@ int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag)
     if (rc == 0 && (rc = rk_store_open(&cfg->store, &e->store)) < 0)
         rk_diag_set(diag, cfg->store.dir, 0, 0, "cannot open the state store: %s%s",
                     rk_strerror(rc), rc == RK_ENOMEM ? "" : " (the log says why)");
+    if (rc == 0 && cfg->declog.enabled)
+        rc = open_declog(cfg, &e->declog, diag);
     if (rc < 0) {
         rk_engine_close(e);
         return rc;
@@ -108,6 +141,7 @@ void rk_engine_close(rk_engine *e)
 {
     if (!e)
         return;
+    rk_declog_close(e->declog);
     rk_snapshot_cell_free(e->cell);
     rk_store_close(e->store);
     rk_stats_free(e->stats);
@@ -174,6 +208,11 @@ rk_verdict rk_engine_fallback(const rk_engine *e)
 rk_store *rk_engine_store(rk_engine *e)
 {
     return e->store;
+}
+
+rk_declog *rk_engine_declog(rk_engine *e)
+{
+    return e->declog;
 }
 
 int64_t rk_engine_now_ms(const rk_engine *e)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/declog.h"
 #include "engine/snapshot.h"
 #include "engine/stats.h"
 #include "lib/diag.h"
@@ -28,20 +29,25 @@ typedef struct rk_engine_config {
     rk_store_config store;  /* the state store; store.dir (the data directory) is required */
     int64_t (*clock_ms)(void); /* wall clock for list expiry and the retry window; NULL:
                                   rk_clock_wall_ms (tests inject their own time) */
+    rk_declog_config declog;   /* the decision log; off by default (riskd turns it on),
+                                  declog.dir NULL: <store.dir>/decisions */
 } rk_engine_config;
 
 /* Fills c with the defaults: no rule file, the default body limit, fallback
- * review, and rk_store_config_default for the store (dir = NULL). */
+ * review, rk_store_config_default for the store (dir = NULL) and
+ * rk_declog_config_default for the decision log (disabled). */
 void rk_engine_config_default(rk_engine_config *c);
 
 /* Loads and compiles the rule set, then opens the state store in
  * cfg->store.dir (creating it on first start). Returns 0 and sets *out, or the loader's
  * negative code with diag set (`file:line:col: message`), or the store's
  * (RK_EINVAL, RK_ECORRUPT, RK_EIO, RK_ESTORE; diag names the data directory,
- * the log has the detail), or RK_ENOMEM. */
+ * the log has the detail), then the decision log when enabled (its
+ * rk_declog_open error; diag names its directory), or RK_ENOMEM. */
 int rk_engine_open(const rk_engine_config *cfg, rk_engine **out, rk_diag *diag);
-/* Closes the store (flushing it) and frees the engine. Every worker must have
- * been freed first. e may be NULL. */
+/* Closes the decision log (writing everything queued) and the store
+ * (flushing it) and frees the engine. Every worker must have been freed
+ * first. e may be NULL. */
 void rk_engine_close(rk_engine *e);
 
 /* Loads and compiles the rule file again, off the hot path, and swaps it in
@@ -61,6 +67,8 @@ size_t rk_engine_max_body(const rk_engine *e);
 rk_verdict rk_engine_fallback(const rk_engine *e);
 /* The state store, for workers (rk_store_worker_new), admin ops and stats. */
 rk_store *rk_engine_store(rk_engine *e);
+/* The decision log, or NULL when it is disabled (rk_declog_append accepts NULL). */
+rk_declog *rk_engine_declog(rk_engine *e);
 /* The engine's wall clock, ms since the Unix epoch (rk_engine_config.clock_ms). */
 int64_t rk_engine_now_ms(const rk_engine *e);
 

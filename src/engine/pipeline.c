@@ -41,9 +41,11 @@
 
 #define ARENA_CAP (64 * 1024) /* lower()/upper() results of one request */
 /* Room for the largest reply: a score reply naming every rule of the largest
- * rule set twice (reasons and shadow), or the stats map with a hit count per
- * rule, plus the fixed keys. Rule ids are at most RK_NAME_MAX bytes. */
-#define REPLY_CAP (2 * RK_MAX_RULES * (RK_NAME_MAX + 16) + 16 * 1024)
+ * rule set twice (reasons and shadow) with an explanation naming every
+ * feature, or the stats map with a hit count per rule, plus the fixed keys.
+ * Rule ids and feature names are at most RK_NAME_MAX bytes. */
+#define REPLY_CAP                                                                                 \
+    (2 * RK_MAX_RULES * (RK_NAME_MAX + 16) + RK_FEATURES_MAX * (RK_NAME_MAX + 48) + 16 * 1024)
 #define DEGRADED_LOG_NS 1000000000 /* at most one "degraded" log line per second per worker */
 
 struct rk_worker {
@@ -67,6 +69,16 @@ struct rk_worker {
     bool when[RK_COUNTERS_MAX];        /* the counters' `when:` filters for the current request */
     int state_err;                     /* a store failure met while the rules ran (dyn_has), or 0 */
     int64_t degraded_logged_ns;        /* when this worker last logged a degraded answer */
+    float x[RK_FEATURES_MAX];          /* the current request's feature vector */
+    int nx;                            /* entries of x computed for it; 0: none */
+    bool has_model_score;              /* the model scored the current request */
+    double model_score;                /* its probability, also in the model.score slot */
+    double contrib[RK_FEATURES_MAX + 1]; /* explain: every model feature's contribution, bias */
+    rk_model_contrib top[RK_FEATURES_MAX]; /* explain: the largest, as feature vector indices */
+    rk_reply_contrib explain[RK_FEATURES_MAX]; /* explain: what the reply lists */
+    int nexplain;                      /* entries in explain; -1: no explanation */
+    double explain_bias;               /* explain: the bias */
+    rk_declog *declog;                 /* the engine's decision log; NULL when it is off */
 };
 
 /* Dynamic list membership for the evaluator, inside the request's
@@ -95,6 +107,7 @@ int rk_worker_new(rk_engine *e, rk_worker **out)
     w->stats = rk_engine_stats(e);
     w->max_body = rk_engine_max_body(e);
     w->fallback = rk_engine_fallback(e);
+    w->declog = rk_engine_declog(e);
     w->reply_mem = malloc(REPLY_CAP);
     if (!w->reply_mem || rk_arena_init(&w->arena, ARENA_CAP) < 0 ||
         rk_store_worker_new(rk_engine_store(e), &w->sw) < 0) {
@@ -127,6 +140,15 @@ static size_t finish(rk_worker *w, const uint8_t **reply)
     return w->out.len;
 }
 
+/* The decision log (DESIGN.md section 6): every score reply, with the request
+ * as received, is queued for the log's writer thread, which does the rest
+ * off the hot path. Copies and returns; never blocks (declog.h). */
+static void log_decision(rk_worker *w, const rk_ruleset *rs)
+{
+    rk_declog_append(w->declog, w->req.body, w->req.body_len, w->out.buf, w->out.len,
+                     rk_ruleset_label(rs), rk_engine_now_ms(w->engine));
+}
+
 /* An error reply (DESIGN.md section 2), echoing the id when it was read. */
 static size_t error_reply(rk_worker *w, rk_wire_err code, const char *msg, const uint8_t **reply)
 {
@@ -152,13 +174,18 @@ static void decide(rk_worker *w, const rk_ruleset *rs, rk_reply *r)
         .id_len = w->req.id_len,
         .decision = rk_verdict_name(d->verdict),
         .score = d->score,
-        .has_model_score = false, /* set by the model step once models load */
+        .has_model_score = w->has_model_score,
+        .model_score = w->model_score,
         .reasons = w->reasons,
         .nreasons = d->nreasons,
         .shadow = w->shadow,
         .nshadow = d->nshadow,
         .shadow_decision = d->has_shadow_rules ? rk_verdict_name(d->shadow_verdict) : NULL,
         .ruleset = rk_ruleset_label(rs),
+        .has_explain = w->nexplain >= 0,
+        .explain_bias = w->explain_bias,
+        .contribs = w->explain,
+        .ncontribs = w->nexplain,
     };
 }
 
@@ -188,6 +215,7 @@ static size_t degraded(rk_worker *w, const rk_ruleset *rs, int64_t t0, int rc,
     };
     rk_proto_encode_reply(&w->out, &r); /* no reasons: always fits */
     rk_stats_count_decision(w->stats, w->fallback, true);
+    log_decision(w, rs);
     return finish(w, reply);
 }
 
@@ -213,6 +241,40 @@ static int state_counters(rk_worker *w, const rk_ruleset *rs)
     rk_ruleset_counter_when(rs, &w->txn, &w->ctx, w->when);
     return rk_counters_apply(w->sw, c, &w->txn, w->txn.v[RK_F_TS].i, w->when,
                              &w->txn.v[rk_ruleset_counter_base(rs)]);
+}
+
+/* model: the feature vector from the fields and counters, the model's
+ * probability into the model.score slot, and for `explain: true` the largest
+ * contributions with the values they came from. Nothing here allocates or
+ * fails: a feature that cannot be computed is missing (NaN), which the model
+ * sends down each split's default side. */
+static void model_step(rk_worker *w, const rk_ruleset *rs)
+{
+    w->nx = rk_ruleset_nfeatures(rs);
+    if (w->nx == 0)
+        return;
+    rk_ruleset_features(rs, &w->txn, &w->ctx, w->x);
+    if (!rk_ruleset_model(rs))
+        return;
+    w->model_score = rk_ruleset_model_score(rs, w->x, &w->txn);
+    w->has_model_score = true;
+    if (!w->req.explain)
+        return;
+    int n = rk_ruleset_model_explain(rs, w->x, w->contrib, w->top, &w->explain_bias);
+    for (int i = 0; i < n; i++)
+        w->explain[i] = (rk_reply_contrib){
+            .feature = rk_ruleset_feature_name(rs, (int)w->top[i].feature),
+            .value = w->x[w->top[i].feature],
+            .contribution = w->top[i].value,
+        };
+    w->nexplain = n;
+}
+
+int rk_worker_features(const rk_worker *w, const float **x)
+{
+    if (x)
+        *x = w->x;
+    return w->nx;
 }
 
 /* Packs a single raw msgpack fragment (already encoded bytes). */
@@ -249,6 +311,7 @@ static size_t replayed(rk_worker *w, const rk_ruleset *rs, int64_t t0, const rk_
     if (rc < 0)
         return degraded(w, rs, t0, rc, reply);
     rk_stats_count_replayed(w->stats);
+    log_decision(w, rs);
     return finish(w, reply);
 }
 
@@ -337,6 +400,9 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
     rk_arena_reset(&w->arena);
     w->req.id = NULL;
     w->req.id_len = 0;
+    w->nx = 0;
+    w->has_model_score = false;
+    w->nexplain = -1;
     rk_stats_count_request(w->stats);
     /* The hot path's only synchronisation: one atomic load, and a mutex only
      * in the first request after a reload. */
@@ -372,8 +438,9 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
     if (rc < 0)
         return degraded(w, rs, t0, rc, reply);
 
-    /* model: feature expressions -> tree ensemble -> the model.score slot and
-     * rk_reply.has_model_score (DESIGN.md section 5; not built yet). */
+    /* model: feature expressions -> tree ensemble -> the model.score slot
+     * (DESIGN.md section 5), and the explanation when asked for. */
+    model_step(w, rs);
 
     /* rules: every rule over the transaction, and the verdict they give. */
     rk_ruleset_eval(rs, &w->txn, &w->ctx, &w->dec);
@@ -400,6 +467,7 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
         return degraded(w, rs, t0, rc, reply);
     rk_snapshot_count_hits(w->snap, &w->dec);
     rk_stats_count_decision(w->stats, w->dec.verdict, false);
+    log_decision(w, rs);
     return finish(w, reply);
 }
 

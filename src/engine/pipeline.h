@@ -1,11 +1,12 @@
 /* The request path (DESIGN.md section 1): one message in, one reply out.
  *
  * A worker is one thread's scratch space for it: the decoded transaction, the
- * evaluation context and its arena, the decision, the reply buffer, the
- * reason-id arrays and its handle on the state store (rk_store_worker), all
- * allocated by rk_worker_new so that scoring allocates nothing afterwards. A
- * worker is used by one thread at a time and holds a reference to the
- * snapshot it last scored with. */
+ * evaluation context and its arena, the model's feature vector and
+ * explanation scratch, the decision, the reply buffer, the reason-id arrays
+ * and its handle on the state store (rk_store_worker), all allocated by
+ * rk_worker_new so that scoring allocates nothing afterwards. A worker is
+ * used by one thread at a time and holds a reference to the snapshot it last
+ * scored with. */
 #ifndef RK_PIPELINE_H
 #define RK_PIPELINE_H
 
@@ -32,6 +33,15 @@ void rk_worker_free(rk_worker *w);
  * score and ping. */
 size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
                        const uint8_t **reply);
+
+/* The feature vector of the request this worker last ran: sets *x (when x is
+ * not NULL) to rk_ruleset_nfeatures floats, named by rk_ruleset_feature_name
+ * of the rule set that scored it (NaN = missing), and returns their count; 0
+ * when that request computed none (no `model:` features, not a score
+ * request, a retry answered from the store, or a failure before the model
+ * step). Valid until the next call on this worker. For `riskctl backtest
+ * --emit-features`: what the model saw is what training gets. */
+int rk_worker_features(const rk_worker *w, const float **x);
 
 /* An error reply for a request the server refuses without running it
  * (overloaded, malformed envelope), counted in stats like any other. The id

@@ -205,8 +205,25 @@ static void pack_store(msgpack_packer *pk, const rk_store_stats *s)
     pack_kv_u64(pk, "page_size", s->page_size);
 }
 
+/* The decision_log section: the names of rk_declog_stats (docs/config.md). */
+static void pack_declog(msgpack_packer *pk, const rk_declog_stats *d)
+{
+    if (!d) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 7);
+    pack_kv_u64(pk, "written", d->written);
+    pack_kv_u64(pk, "dropped", d->dropped);
+    pack_kv_u64(pk, "bytes", d->bytes);
+    pack_kv_u64(pk, "files", d->files);
+    pack_kv_u64(pk, "rotations", d->rotations);
+    pack_kv_u64(pk, "queue_depth", d->queue_depth);
+    pack_kv_u64(pk, "errors", d->errors);
+}
+
 int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *store,
-                  msgpack_packer *pk)
+                  const rk_declog_stats *declog, msgpack_packer *pk)
 {
     char last_error[sizeof st->last_error];
     int64_t last_error_ms, last_ok_ms;
@@ -216,7 +233,7 @@ int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *s
     last_ok_ms = st->last_ok_ms;
     pthread_mutex_unlock(&st->lock);
 
-    msgpack_pack_map(pk, 14);
+    msgpack_pack_map(pk, 15);
     pack_cstr(pk, "ruleset");
     pack_cstr(pk, rk_snapshot_label(snap));
     pack_kv_u64(pk, "uptime_s", (uint64_t)((rk_clock_ns() - st->started_ns) / 1000000000));
@@ -261,6 +278,8 @@ int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *s
 
     pack_cstr(pk, "store");
     pack_store(pk, store);
+    pack_cstr(pk, "decision_log");
+    pack_declog(pk, declog);
 
     pack_cstr(pk, "rules");
     pack_hits(pk, snap, false);

@@ -12,6 +12,7 @@
 
 #include <msgpack.h>
 
+#include "engine/declog.h"
 #include "engine/snapshot.h"
 #include "proto/proto.h"
 #include "rules/decision.h"
@@ -51,10 +52,11 @@ uint64_t rk_stats_reloads_failed(const rk_stats *st);
 int64_t rk_stats_inflight(const rk_stats *st);
 
 /* Packs the whole stats map (one msgpack map; keys in docs/config.md), with the
- * rule set label and per-rule hits taken from snap and the `store` section
- * from store (NULL when the store could not be read: packed as nil). Returns
- * 0 (the packer's buffer records overflow itself). */
+ * rule set label and per-rule hits taken from snap, the `store` section
+ * from store (NULL when the store could not be read: packed as nil) and the
+ * `decision_log` section from declog (NULL when the log is disabled: nil).
+ * Returns 0 (the packer's buffer records overflow itself). */
 int rk_stats_pack(rk_stats *st, const rk_snapshot *snap, const rk_store_stats *store,
-                  msgpack_packer *pk);
+                  const rk_declog_stats *declog, msgpack_packer *pk);
 
 #endif

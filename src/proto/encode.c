@@ -8,6 +8,7 @@
  * not be copied or moved after rk_outbuf_init. The encode functions append
  * (call rk_outbuf_reset for a fresh message) and report an overflow, theirs or
  * an earlier one, as RK_ETOOBIG. Nothing here allocates. */
+#include <math.h>
 #include <string.h>
 
 #include "lib/err.h"
@@ -57,6 +58,31 @@ static void pack_strs(rk_outbuf *out, const char *const *v, int n)
         rk_outbuf_str(out, v[i]);
 }
 
+/* explain: {bias, contributions: [{feature, value, contribution}, ...]} */
+static void pack_explain(rk_outbuf *out, const rk_reply *r)
+{
+    msgpack_packer *pk = &out->pk;
+    rk_outbuf_str(out, "explain");
+    msgpack_pack_map(pk, 2);
+    rk_outbuf_str(out, "bias");
+    msgpack_pack_double(pk, r->explain_bias);
+    rk_outbuf_str(out, "contributions");
+    msgpack_pack_array(pk, r->ncontribs > 0 ? (size_t)r->ncontribs : 0);
+    for (int i = 0; i < r->ncontribs; i++) {
+        const rk_reply_contrib *c = &r->contribs[i];
+        msgpack_pack_map(pk, 3);
+        rk_outbuf_str(out, "feature");
+        rk_outbuf_str(out, c->feature);
+        rk_outbuf_str(out, "value");
+        if (isnan(c->value))
+            msgpack_pack_nil(pk);
+        else
+            msgpack_pack_double(pk, c->value);
+        rk_outbuf_str(out, "contribution");
+        msgpack_pack_double(pk, c->contribution);
+    }
+}
+
 static int done(const rk_outbuf *out)
 {
     return out->overflow ? RK_ETOOBIG : 0;
@@ -68,7 +94,7 @@ int rk_proto_encode_reply(rk_outbuf *out, const rk_reply *r)
     bool shadow = r->nshadow > 0;
     bool shadow_decision = r->shadow_decision != NULL;
     /* id decision score model_score reasons ruleset took_us, then the optional keys */
-    size_t nkeys = 7 + shadow + shadow_decision + r->degraded + r->replayed;
+    size_t nkeys = 7 + shadow + shadow_decision + r->degraded + r->replayed + r->has_explain;
 
     msgpack_pack_map(pk, nkeys);
     rk_outbuf_str(out, "id");
@@ -104,6 +130,8 @@ int rk_proto_encode_reply(rk_outbuf *out, const rk_reply *r)
         rk_outbuf_str(out, "replayed");
         msgpack_pack_true(pk);
     }
+    if (r->has_explain)
+        pack_explain(out, r);
     return done(out);
 }
 

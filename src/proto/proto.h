@@ -108,6 +108,13 @@ static inline void rk_outbuf_reset(rk_outbuf *out) { out->len = 0; out->overflow
 /* Packs a NUL-terminated string. */
 void rk_outbuf_str(rk_outbuf *out, const char *s);
 
+/* One feature of an explanation (`explain: true`). */
+typedef struct rk_reply_contrib {
+    const char *feature;  /* the feature's name */
+    double value;         /* its value as the model read it; NaN: missing (nil) */
+    double contribution;  /* what it added to the margin (log-odds) */
+} rk_reply_contrib;
+
 /* The content of a score reply (DESIGN.md section 2). */
 typedef struct rk_reply {
     const char *id;              /* echoed */
@@ -125,6 +132,10 @@ typedef struct rk_reply {
     int64_t took_us;
     bool degraded;               /* fallback decision after an internal failure */
     bool replayed;               /* a retried id answered from the stored decision */
+    bool has_explain;            /* `explain` present: asked for, and a model scored */
+    double explain_bias;         /* the margin of a case the model knows nothing about */
+    const rk_reply_contrib *contribs; /* largest |contribution| first */
+    int ncontribs;
 } rk_reply;
 
 /* Each returns 0, or RK_ETOOBIG when the reply did not fit. */

@@ -362,6 +362,8 @@ static int check_name(compiler *c, rk_node *n)
         const rk_sym *s = &env->syms[i];
         if (!name_is(s->name, n->name, n->name_len))
             continue;
+        if (env->nvisible > 0 && i >= env->nvisible && env->hidden_msg)
+            return rk_src_error(&c->src, RK_EINVAL, n->tok, "%s", env->hidden_msg);
         if (env->nvisible > 0 && i >= env->nvisible)
             return rk_src_error(&c->src, RK_EINVAL, n->tok, "'%s' cannot be used here (%s)",
                                 s->name, env->hidden_why ? env->hidden_why : "not allowed");

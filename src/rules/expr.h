@@ -50,6 +50,7 @@ typedef struct rk_expr_env {
     int cont_col;               /* 1-based column where continuation lines start */
     int nvisible;               /* > 0: only syms[0..nvisible) may be read here; the rest are refused by name */
     const char *hidden_why;     /* why the rest are refused, for "'x' cannot be used here (WHY)" */
+    const char *hidden_msg;     /* when set: the whole message for reading one of the rest */
 } rk_expr_env;
 
 /* Compiles text (len bytes, need not be NUL-terminated). want is the required

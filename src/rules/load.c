@@ -8,11 +8,12 @@
  * before the including file's own, in `include:` order, whatever the key's
  * place in the file. The second phase resolves the fields that counters and
  * dynamic lists name (load_state.c), builds the symbol table — standard
- * fields, schema extras, counters — and compiles every `when` against it and
- * the complete list set, so a rule may use a list, schema field or counter
- * declared in any file. The first problem stops the load: it is put in
- * the caller's rk_diag as `file:line:col: message` and everything built so far
- * is freed; a rule set is returned whole or not at all.
+ * fields, schema extras, counters, model.score — compiles the model's
+ * features (load_model.c) and every `when` against it and the complete list
+ * set, so a rule may use a list, schema field or counter declared in any
+ * file. The first problem stops the load: it is put in the caller's rk_diag
+ * as `file:line:col: message` and everything built so far is freed; a rule
+ * set is returned whole or not at all.
  *
  * A file included twice along different paths (a shared lists file) is loaded
  * once; a file that includes itself, directly or not, is an error. */
@@ -33,6 +34,7 @@
 #define LIST_FILE_MAX (256u << 20)      /* bytes of one list file */
 #define SCORE_MAX 1e9                   /* |score| and |threshold| bound, so sums stay exact */
 #define VERSION_MAX 64                  /* bytes of `version:` */
+#define NO_MODEL_MSG "model.score needs a model file (model: file: ...)"
 
 int rk_load_grow(void **arr, int *cap, int n, size_t size)
 {
@@ -57,10 +59,9 @@ static char *memdup0(const char *s, size_t len)
     return p;
 }
 
-/* Reads a whole regular file of at most max bytes. Returns 0, RK_EIO with
- * *why set to a reason a person understands, or RK_ENOMEM. Only regular files:
- * a rule file naming /dev/stdin or a FIFO must not hang a reload. */
-static int read_file(const char *path, size_t max, char **text, size_t *len, const char **why)
+/* Only regular files: a rule file naming /dev/stdin or a FIFO must not hang a
+ * reload. */
+int rk_load_read_file(const char *path, size_t max, char **text, size_t *len, const char **why)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
@@ -104,8 +105,7 @@ static int read_file(const char *path, size_t max, char **text, size_t *len, con
     return rc;
 }
 
-/* dir + "/" + rel, or rel when it is absolute or dir is the current one. */
-static char *join_path(const char *dir, const char *rel)
+char *rk_load_join_path(const char *dir, const char *rel)
 {
     if (rel[0] == '/' || !dir[0])
         return strdup(rel);
@@ -342,12 +342,12 @@ static int list_from_file(loader *L, file_ctx *f, const char *name, yaml_node_t 
     if (!rel || rk_yn_is_null(pathn) || strlen(rel) != pathn->data.scalar.length)
         return rk_yn_fail(&f->doc, pathn, L->diag, RK_EPARSE,
                           "list '%s': 'file' must be a path", name);
-    char *path = join_path(f->dir, rel), *text = NULL;
+    char *path = rk_load_join_path(f->dir, rel), *text = NULL;
     if (!path)
         return RK_ENOMEM;
     size_t len;
     const char *why = NULL;
-    int rc = read_file(path, LIST_FILE_MAX, &text, &len, &why);
+    int rc = rk_load_read_file(path, LIST_FILE_MAX, &text, &len, &why);
     free(path);
     if (rc == RK_EIO)
         return rk_yn_fail(&f->doc, pathn, L->diag, RK_EIO, "cannot read list file '%s': %s", rel,
@@ -466,17 +466,6 @@ static int do_lists(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
             return rc;
     }
     return 0;
-}
-
-/* ---- model: declared in the contract, not built yet -------------------- */
-
-static int do_model(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val)
-{
-    if (rk_yn_is_empty(val))
-        return 0;
-    return rk_yn_fail(&f->doc, key, L->diag, RK_EUNSUPPORTED,
-                      "model is not supported yet (the scoring model arrives with the model "
-                      "work)");
 }
 
 /* ---- rules ------------------------------------------------------------ */
@@ -662,12 +651,12 @@ static int include_one(loader *L, file_ctx *f, yaml_node_t *pathn)
         return rk_yn_fail(&f->doc, pathn, L->diag, RK_ETOOBIG,
                           "includes are nested too deeply (at most %d levels)",
                           INCLUDE_DEPTH_MAX);
-    char *path = join_path(f->dir, rel), *text = NULL, *identity = NULL, *dir = NULL;
+    char *path = rk_load_join_path(f->dir, rel), *text = NULL, *identity = NULL, *dir = NULL;
     if (!path)
         return RK_ENOMEM;
     size_t len;
     const char *why = NULL;
-    int rc = read_file(path, RULE_FILE_MAX, &text, &len, &why);
+    int rc = rk_load_read_file(path, RULE_FILE_MAX, &text, &len, &why);
     if (rc == RK_EIO)
         rc = rk_yn_fail(&f->doc, pathn, L->diag, RK_EIO, "cannot read included file '%s': %s",
                         rel, why);
@@ -721,7 +710,7 @@ static const struct top_key {
     {"ruleset", true, do_ruleset},   {"version", true, do_version},
     {"schema", false, do_schema},    {"thresholds", true, do_thresholds},
     {"lists", false, do_lists},      {"counters", false, rk_load_counters},
-    {"model", true, do_model},       {"rules", false, do_rules},
+    {"model", true, rk_load_model},  {"rules", false, do_rules},
     {"include", false, do_include},
 };
 #define NTOP_KEYS (sizeof top_keys / sizeof *top_keys)
@@ -801,7 +790,8 @@ int rk_load_keep_expr(file_ctx *f, const yaml_node_t *n, expr_src *out)
     return out->text ? 0 : RK_ENOMEM;
 }
 
-int rk_load_compile(loader *L, const expr_src *s, int nvisible, const char *why, rk_expr **out)
+int rk_load_compile(loader *L, const expr_src *s, rk_type want, int nvisible, const char *why,
+                    const char *msg, rk_expr **out)
 {
     const rk_ruleset *rs = L->rs;
     rk_expr_env env = {.syms = rs->syms,
@@ -813,16 +803,21 @@ int rk_load_compile(loader *L, const expr_src *s, int nvisible, const char *why,
                        .col = s->col,
                        .cont_col = s->cont_col,
                        .nvisible = nvisible,
-                       .hidden_why = why};
-    return rk_expr_compile(s->text, s->len, &env, RK_T_BOOL, out, L->diag);
+                       .hidden_why = why,
+                       .hidden_msg = msg};
+    return rk_expr_compile(s->text, s->len, &env, want, out, L->diag);
 }
 
-/* What expressions resolve names against: the fields, then the counters
- * (slot = index), and every list with how `in` reaches its members. */
+/* What expressions resolve names against: the fields, then the counters, then
+ * model.score (slot = index), and every list with how `in` reaches its
+ * members. model.score is a name even without a model file (rules then
+ * cannot read it), so that reading it says what is missing rather than
+ * "unknown field". */
 static int build_env(loader *L)
 {
     rk_ruleset *rs = L->rs;
-    rs->nsyms = RK_F__STD + rs->schema.n + rs->ncounters;
+    rs->model_slot = rs->counter_base + rs->ncounters;
+    rs->nsyms = rs->model_slot + 1;
     rs->syms = calloc((size_t)rs->nsyms, sizeof *rs->syms);
     rs->list_env = calloc((size_t)rs->nlists + 1, sizeof *rs->list_env);
     if (!rs->syms || !rs->list_env)
@@ -836,6 +831,8 @@ static int build_env(loader *L)
         rs->syms[rs->counter_base + i] = (rk_sym){.name = rk_counters_def(rs->counters, i)->name,
                                                   .type = RK_T_INT,
                                                   .slot = rs->counter_base + i};
+    rs->syms[rs->model_slot] =
+        (rk_sym){.name = "model.score", .type = RK_T_FLOAT, .slot = rs->model_slot};
     for (int i = 0; i < rs->nlists; i++)
         rs->list_env[i] = (rk_named_list){.name = rs->lists[i].name,
                                           .list = rs->lists[i].list,
@@ -852,8 +849,13 @@ static int finish(loader *L)
         rc = build_env(L);
     if (!rc)
         rc = rk_load_state_compile(L);
+    if (!rc)
+        rc = rk_load_model_compile(L);
+    /* Rules read everything, model.score only when a model file gives it. */
+    int nvisible = rs->model ? 0 : rs->model_slot;
     for (int i = 0; !rc && i < rs->nrules; i++)
-        rc = rk_load_compile(L, &L->src[i], 0, NULL, &rs->rules[i].when);
+        rc = rk_load_compile(L, &L->src[i], RK_T_BOOL, nvisible, NULL, NO_MODEL_MSG,
+                             &rs->rules[i].when);
     if (rc)
         return rc;
     size_t n = strlen(rs->name) + strlen(rs->version) + 2;
@@ -897,6 +899,7 @@ static int load_top(const char *shown, char *identity, const char *text, size_t 
         free(L.src[i].text);
     free(L.src);
     rk_load_state_free(&L);
+    rk_load_model_free(&L);
     for (int i = 0; i < L.nseen; i++)
         free(L.seen[i]);
     free(L.seen);
@@ -914,7 +917,7 @@ int rk_ruleset_load(const char *path, rk_ruleset **out, rk_diag *diag)
     char *text = NULL;
     size_t len = 0;
     const char *why = NULL;
-    int rc = read_file(path, RULE_FILE_MAX, &text, &len, &why);
+    int rc = rk_load_read_file(path, RULE_FILE_MAX, &text, &len, &why);
     if (rc) {
         if (rc == RK_EIO)
             rk_diag_set(diag, path, 0, 0, "cannot read rule file: %s", why);

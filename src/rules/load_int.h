@@ -1,7 +1,8 @@
 /* Inside the rule-set loader: the state shared by load.c (files, includes,
- * schema, thresholds, static lists, rules) and load_state.c (what a rule file
- * declares for the state store: velocity counters and dynamic lists).
- * Nothing outside those two files includes this header.
+ * schema, thresholds, static lists, rules), load_state.c (what a rule file
+ * declares for the state store: velocity counters and dynamic lists) and
+ * load_model.c (the scoring model and its features). Nothing outside those
+ * files includes this header.
  *
  * Loading runs in two phases (see load.c). Phase one walks the YAML files and
  * keeps, for everything that needs the whole rule set to be checked, its text
@@ -51,6 +52,23 @@ typedef struct dynlist_src {
     rk_srcpos pos; /* where it was written */
 } dynlist_src;
 
+/* A feature declared under `model: features:`, until symbols are known. */
+typedef struct feature_src {
+    char *name;    /* an identifier, shorter than RK_NAME_MAX */
+    rk_srcpos pos; /* where the name was written */
+    expr_src expr; /* its expression */
+} feature_src;
+
+/* What the `model:` section declared (load_model.c). The model file itself is
+ * loaded in phase one, into rs->model. */
+typedef struct model_src {
+    rk_srcpos file_pos; /* where `file:`'s path was written (valid when rs->model is set) */
+    feature_src *decl;  /* declared features, in order */
+    int ndecl;          /* entries used in decl */
+    int cap_decl;       /* allocated entries of decl */
+    int explain_top;    /* `explain_top:`; 0 when not given */
+} model_src;
+
 /* One file on the include chain. */
 typedef struct chain_link {
     char *identity; /* canonical path (realpath); NULL for text loaded from memory */
@@ -78,6 +96,7 @@ typedef struct loader {
     int ndyn;                                /* entries used in dyn */
     int cap_dyn;                             /* allocated entries of dyn */
     int cap_dynlists;                        /* allocated entries of rs->dynlists */
+    model_src model;                         /* the `model:` section */
 } loader;
 
 /* One file being walked. */
@@ -107,13 +126,25 @@ bool rk_load_is_ident(const char *s, size_t len);
 /* Whether s is a word the expression language reserves (and, or, not, in,
  * true, false): a field or counter of that name could never be read. */
 bool rk_load_is_keyword(const char *s);
+/* Reads a whole regular file of at most max bytes (NUL-terminated). Returns 0,
+ * RK_EIO with *why set to a reason a person understands, or RK_ENOMEM. */
+int rk_load_read_file(const char *path, size_t max, char **text, size_t *len, const char **why);
+/* dir + "/" + rel, or rel when it is absolute or dir is "" (malloc'd; NULL
+ * when out of memory): how paths in a rule file are relative to it. */
+char *rk_load_join_path(const char *dir, const char *rel);
+/* A phase-two problem at a remembered position: sets L->diag and returns code. */
+int rk_load_fail_at(loader *L, rk_srcpos at, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Keeps the text of expression scalar n and where it starts, for phase two.
  * Returns 0 or RK_ENOMEM. */
 int rk_load_keep_expr(file_ctx *f, const yaml_node_t *n, expr_src *out);
-/* Compiles s (phase two) as a bool expression over the rule set's symbols;
- * with nvisible > 0, only the first nvisible symbols may be read, the others
- * being refused with why. Returns 0 or the compiler's code with L->diag set. */
-int rk_load_compile(loader *L, const expr_src *s, int nvisible, const char *why, rk_expr **out);
+/* Compiles s (phase two) over the rule set's symbols as an expression of type
+ * want (RK_T_MISSING: any type); with nvisible > 0, only the first nvisible
+ * symbols may be read, the others being refused with why ("'x' cannot be
+ * used here (why)") or, when msg is not NULL, with msg. Returns 0 or the
+ * compiler's code with L->diag set. */
+int rk_load_compile(loader *L, const expr_src *s, rk_type want, int nvisible, const char *why,
+                    const char *msg, rk_expr **out);
 
 /* ---- load_state.c ---- */
 
@@ -133,5 +164,17 @@ int rk_load_state_resolve(loader *L);
 int rk_load_state_compile(loader *L);
 /* Frees what phase one kept for counters and dynamic lists. */
 void rk_load_state_free(loader *L);
+
+/* ---- load_model.c ---- */
+
+/* Phase one of the `model:` mapping: loads the model file, keeps the declared
+ * features and explain_top. Returns 0 or a code with L->diag set. */
+int rk_load_model(loader *L, file_ctx *f, yaml_node_t *key, yaml_node_t *val);
+/* Phase two, once rs->syms is complete (model.score included): compiles the
+ * declared features, binds every other model feature to the field or counter
+ * of its name, and maps the model's inputs onto the feature vector. */
+int rk_load_model_compile(loader *L);
+/* Frees what phase one kept for the model section. */
+void rk_load_model_free(loader *L);
 
 #endif

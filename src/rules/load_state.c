@@ -35,9 +35,7 @@ _Static_assert(RK_NAME_MAX <= RK_DLIST_NAME_MAX, "a list name must fit the store
 
 /* A phase-two problem at a remembered position; returns code. Names quoted
  * in these messages were checked to be identifiers in phase one. */
-static int fail_at(loader *L, rk_srcpos at, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_at(loader *L, rk_srcpos at, int code, const char *fmt, ...)
+int rk_load_fail_at(loader *L, rk_srcpos at, int code, const char *fmt, ...)
 {
     char msg[sizeof L->diag->msg];
     va_list ap;
@@ -127,9 +125,9 @@ static int field_slot(loader *L, const char *owner, const char *name, rk_srcpos 
         cands[RK_F__STD + i] = sc->f[i].name;
     const char *near = rk_suggest(name, cands, (size_t)(RK_F__STD + sc->n));
     if (near)
-        return fail_at(L, pos, RK_ENOTFOUND, "%s: unknown field '%s' (did you mean '%s'?)", owner,
-                       name, near);
-    return fail_at(L, pos, RK_ENOTFOUND, "%s: unknown field '%s'", owner, name);
+        return rk_load_fail_at(L, pos, RK_ENOTFOUND,
+                               "%s: unknown field '%s' (did you mean '%s'?)", owner, name, near);
+    return rk_load_fail_at(L, pos, RK_ENOTFOUND, "%s: unknown field '%s'", owner, name);
 }
 
 /* ---- counters, phase one ----------------------------------------------- */
@@ -371,9 +369,9 @@ static int resolve_dynlists(loader *L)
         if (rc)
             return rc;
         if (type != RK_T_STR && type != RK_T_INT)
-            return fail_at(L, L->dyn[i].pos, RK_ETYPE,
-                           "%s: 'add_on_fraud' needs a str or int field, '%s' is %s", owner,
-                           L->dyn[i].field, rk_type_name(type));
+            return rk_load_fail_at(L, L->dyn[i].pos, RK_ETYPE,
+                                   "%s: 'add_on_fraud' needs a str or int field, '%s' is %s", owner,
+                                   L->dyn[i].field, rk_type_name(type));
         rs->dynlists[i].fraud_slot = slot;
     }
     return 0;
@@ -386,9 +384,9 @@ static int counter_def(loader *L, const counter_src *c, rk_counter_def *def)
     int slot = rk_schema_find(sc, c->name, strlen(c->name));
     if (slot >= 0) {
         rk_srcpos at = L->schema_pos[slot - RK_F__STD];
-        return fail_at(L, c->pos, RK_EEXISTS,
-                       "counter name '%s' is already a schema field (declared at %s:%d:%d)",
-                       c->name, rk_load_file_name(L, at.file), at.line, at.col);
+        return rk_load_fail_at(L, c->pos, RK_EEXISTS,
+                               "counter name '%s' is already a schema field (declared at %s:%d:%d)",
+                               c->name, rk_load_file_name(L, at.file), at.line, at.col);
     }
     char owner[OWNER_MAX];
     snprintf(owner, sizeof owner, "counter '%s'", c->name);
@@ -411,8 +409,9 @@ static int counter_def(loader *L, const counter_src *c, rk_counter_def *def)
     if (rc)
         return rc;
     if (c->agg == RK_AGG_SUM && type != RK_T_INT)
-        return fail_at(L, c->field_pos, RK_ETYPE, "%s: 'sum' needs an int field, '%s' is %s",
-                       owner, c->field, rk_type_name(type));
+        return rk_load_fail_at(L, c->field_pos, RK_ETYPE,
+                               "%s: 'sum' needs an int field, '%s' is %s", owner, c->field,
+                               rk_type_name(type));
     snprintf(def->field_name, sizeof def->field_name, "%s", c->field);
     return 0;
 }
@@ -425,14 +424,14 @@ static int check_feedback_keys(loader *L)
     int n = 0;
     for (int i = 0; i < L->ncounters; i++)
         if (L->counters[i].feedback != RK_LABEL_NONE && ++n > RK_FBKEY_MAX)
-            return fail_at(L, L->counters[i].pos, RK_ETOOBIG,
-                           "too many feedback counters and add_on_fraud lists (at most %d)",
-                           RK_FBKEY_MAX);
+            return rk_load_fail_at(L, L->counters[i].pos, RK_ETOOBIG,
+                                   "too many feedback counters and add_on_fraud lists (at most %d)",
+                                   RK_FBKEY_MAX);
     for (int i = 0; i < L->ndyn; i++)
         if (L->dyn[i].field && ++n > RK_FBKEY_MAX)
-            return fail_at(L, L->dyn[i].pos, RK_ETOOBIG,
-                           "too many feedback counters and add_on_fraud lists (at most %d)",
-                           RK_FBKEY_MAX);
+            return rk_load_fail_at(L, L->dyn[i].pos, RK_ETOOBIG,
+                                   "too many feedback counters and add_on_fraud lists (at most %d)",
+                                   RK_FBKEY_MAX);
     return 0;
 }
 
@@ -463,7 +462,7 @@ int rk_load_state_resolve(loader *L)
             if (strncmp(d.msg, prefix, strlen(prefix)) == 0)
                 at = L->counters[i].pos;
         }
-        rc = fail_at(L, at, rc, "%s", d.msg[0] ? d.msg : rk_strerror(rc));
+        rc = rk_load_fail_at(L, at, rc, "%s", d.msg[0] ? d.msg : rk_strerror(rc));
     }
     free(defs);
     if (!rc)
@@ -482,8 +481,8 @@ int rk_load_state_compile(loader *L)
         const expr_src *w = &L->counters[i].when;
         if (!w->text)
             continue;
-        int rc = rk_load_compile(L, w, rs->counter_base,
-                                 "a counter's 'when' reads request fields, not counters",
+        int rc = rk_load_compile(L, w, RK_T_BOOL, rs->counter_base,
+                                 "a counter's 'when' reads request fields, not counters", NULL,
                                  &rs->counter_when[i]);
         if (rc)
             return rc;

@@ -58,6 +58,14 @@ typedef struct rk_tally {
     double score; /* sum of matched scores */
 } rk_tally;
 
+/* One entry of the feature vector: a compiled expression, or a slot read as
+ * it is (a model feature bound by default to the field or counter of its name). */
+typedef struct rk_feature {
+    char *name;    /* as declared under `features:`, or the model's feature name */
+    rk_expr *expr; /* declared: compiled, of type int, float or bool; NULL for a default binding */
+    int slot;      /* default binding: the slot read; -1 for a declared one */
+} rk_feature;
+
 struct rk_ruleset {
     char *name;             /* `ruleset:` */
     char *version;          /* `version:` */
@@ -69,14 +77,21 @@ struct rk_ruleset {
     rk_list_def *lists;     /* named lists, in load order */
     int nlists;             /* entries in lists and list_env */
     rk_named_list *list_env; /* the same lists as the expression compiler sees them */
-    rk_sym *syms;           /* standard fields, schema extras, then counters: slot = index */
-    int nsyms;              /* entries in syms: RK_F__STD + schema.n + ncounters */
+    rk_sym *syms;           /* fields, schema extras, counters, model.score: slot = index */
+    int nsyms;              /* entries in syms: RK_F__STD + schema.n + ncounters + 1 */
     rk_counters *counters;  /* compiled `counters:`; NULL when there are none */
     int ncounters;          /* counters, in load order (an include's first) */
     int counter_base;       /* slot of counter 0: RK_F__STD + schema.n */
     rk_expr **counter_when; /* per counter: its `when:` filter, or NULL when it has none */
     rk_dynlist_info *dynlists; /* dynamic lists, in load order; names borrow lists[].name */
     int ndynlists;          /* entries in dynlists */
+    rk_model *model;        /* `model: file:`, owned; NULL when there is none */
+    rk_feature *features;   /* the feature vector: declared features, then default bindings */
+    int nfeatures;          /* entries in features, <= RK_FEATURES_MAX */
+    int *model_input;       /* per model feature: its index in the feature vector */
+    bool model_in_order;    /* model_input[i] == i for every i: x goes to the model as it is */
+    int model_slot;         /* slot of model.score: counter_base + ncounters */
+    int explain_top;        /* `explain_top:`, 1..RK_FEATURES_MAX */
     rk_rule *rules;         /* in evaluation order: an include's rules before the includer's */
     int nrules;             /* entries in rules */
     bool has_shadow;        /* at least one rule is a shadow rule */

@@ -1,12 +1,15 @@
 /* Loading riskd.yaml (libyaml's document API) and the command line.
  *
- * The file is a flat mapping of scalars. Each key is one row of the `keys`
- * table below — name and parser — so the accepted keys, the "did you mean"
- * candidates and the docs (docs/config.md) come from one list. Positions in
- * diagnostics are the key's for unknown or duplicate keys and the value's for
- * bad values, 1-based, as editors count. A key given with no value (`workers:`)
- * keeps its default. Nothing here outlives the call: the rk_config is plain
- * data the caller owns. */
+ * The file is a mapping of scalars plus sections. Each key is one row of the
+ * `keys` table below — name and parser — so the accepted keys, the "did you
+ * mean" candidates and the docs (docs/config.md) come from one list. A section
+ * (`decision_log:`) is a row whose value is a nested mapping with a table of
+ * its own, read by the same code; a list key (`pseudonymise: [...]`) hands
+ * each item to its parser. Positions in diagnostics are the key's for unknown
+ * or duplicate keys and the value's (the item's, in a list) for bad values,
+ * 1-based, as editors count. A key given with no value (`workers:`) keeps its
+ * default. Nothing here outlives the call: the rk_config is plain data the
+ * caller owns. */
 #include "server/config.h"
 
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include "lib/duration.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "proto/txn.h"
 
 #define MAX_WORKERS 256
 #define MAX_BODY_LIMIT (64u * 1024 * 1024) /* beyond this a "request" is an attack */
@@ -233,42 +237,128 @@ static int set_keep_decisions(rk_config *c, const char *v, const origin *o, rk_d
     return set_duration(&c->keep_decisions_ms, "keep_decisions", v, o, diag);
 }
 
-static int set_writemap(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+static int set_bool(bool *dst, const char *key, const char *v, const origin *o, rk_diag *diag)
 {
     if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
-        c->writemap = v[0] == 't';
+        *dst = v[0] == 't';
         return 0;
     }
-    return bad(diag, o, "writemap", "true or false", v);
+    return bad(diag, o, key, "true or false", v);
+}
+
+static int set_writemap(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_bool(&c->writemap, "writemap", v, o, diag);
+}
+
+/* ---- the decision_log section ---- */
+
+static int set_dl_enabled(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_bool(&c->decision_log.enabled, "decision_log.enabled", v, o, diag);
+}
+
+static int set_dl_max_file(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    size_t bytes = 0;
+    int rc = set_mb(&bytes, "decision_log.max_file_mb", v, o, diag);
+    if (rc == 0)
+        c->decision_log.max_file_bytes = bytes;
+    return rc;
+}
+
+static int set_dl_keep(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 0, 1000000, &n) < 0)
+        return bad(diag, o, "decision_log.keep_files", "a file count from 0 (keep all) to 1000000",
+                   v);
+    c->decision_log.keep_files = (int)n;
+    return 0;
+}
+
+static int set_dl_queue(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 1, 1048576, &n) < 0)
+        return bad(diag, o, "decision_log.queue", "a record count from 1 to 1048576", v);
+    c->decision_log.queue = (uint32_t)n;
+    return 0;
+}
+
+/* One item of the pseudonymise list: a field rk_declog_pseudonymisable allows. */
+static int set_dl_pseudonymise(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    uint32_t allowed = rk_declog_pseudonymisable();
+    for (int f = 0; f < RK_F__STD; f++)
+        if ((allowed >> f & 1) && strcmp(v, rk_field_name(f)) == 0) {
+            c->decision_log.pseudonymise |= 1u << f;
+            return 0;
+        }
+    if (strcmp(v, rk_field_name(RK_F_ID)) == 0)
+        return bad(diag, o, "decision_log.pseudonymise",
+                   "a list of identifier fields ('id' is kept: feedback and retries find "
+                   "decisions by it)", v);
+    char want[160] = "a list of identifier fields (";
+    size_t n = strlen(want);
+    for (int f = 0; f < RK_F__STD && n < sizeof want; f++)
+        if (allowed >> f & 1)
+            n += (size_t)snprintf(want + n, sizeof want - n, "%s%s", want[n - 1] == '(' ? "" : ", ",
+                                  rk_field_name(f));
+    if (n + 1 < sizeof want)
+        strcat(want, ")");
+    return bad(diag, o, "decision_log.pseudonymise", want, v);
 }
 
 typedef int (*setter)(rk_config *c, const char *v, const origin *o, rk_diag *diag);
 
+/* One key of a table: a scalar setting, a list of scalars, or a section. */
+typedef struct keydef {
+    const char *name;             /* key in riskd.yaml */
+    setter set;                   /* parses and stores the value (each item, for a list) */
+    bool flag;                    /* also accepted as --name */
+    bool list;                    /* the value is a list of scalars, each given to set; the
+                                     items add to the default (an empty list) */
+    const struct keydef *section; /* non-NULL: the value is a mapping of these keys */
+    size_t nsection;              /* entries in section */
+} keydef;
+
+#define NSECTION_MAX 16 /* keys in one table, at most (sized for the `seen` flags) */
+
+static const keydef decision_log_keys[] = {
+    {.name = "enabled", .set = set_dl_enabled},
+    {.name = "max_file_mb", .set = set_dl_max_file},
+    {.name = "keep_files", .set = set_dl_keep},
+    {.name = "queue", .set = set_dl_queue},
+    {.name = "pseudonymise", .set = set_dl_pseudonymise, .list = true},
+};
+_Static_assert(sizeof decision_log_keys / sizeof decision_log_keys[0] <= NSECTION_MAX,
+               "NSECTION_MAX sizes the tables' `seen` flags");
+
 /* Every key riskd.yaml accepts. Those marked flag are also command-line flags,
  * spelt with '-' for '_': what operators change per run. The rest are set in
  * the file only. */
-static const struct {
-    const char *name; /* key in riskd.yaml */
-    setter set;       /* parses and stores the value */
-    bool flag;        /* also accepted as --name */
-} keys[] = {
-    {"endpoint", set_endpoint, true},
-    {"admin_endpoint", set_admin_endpoint, true},
-    {"rules", set_rules, true},
-    {"data_dir", set_data_dir, true},
-    {"workers", set_workers, true},
-    {"max_body", set_max_body, false},
-    {"max_inflight", set_max_inflight, false},
-    {"fallback_decision", set_fallback, false},
-    {"log_level", set_log_level, true},
-    {"durability", set_durability, true},
-    {"sync_interval_ms", set_sync_interval, false},
-    {"map_size_mb", set_map_size, false},
-    {"map_max_mb", set_map_max, false},
-    {"retry_window", set_retry_window, false},
-    {"keep_decisions", set_keep_decisions, false},
-    {"sweep_interval_ms", set_sweep_interval, false},
-    {"writemap", set_writemap, false},
+static const keydef keys[] = {
+    {.name = "endpoint", .set = set_endpoint, .flag = true},
+    {.name = "admin_endpoint", .set = set_admin_endpoint, .flag = true},
+    {.name = "rules", .set = set_rules, .flag = true},
+    {.name = "data_dir", .set = set_data_dir, .flag = true},
+    {.name = "workers", .set = set_workers, .flag = true},
+    {.name = "max_body", .set = set_max_body, .flag = false},
+    {.name = "max_inflight", .set = set_max_inflight, .flag = false},
+    {.name = "fallback_decision", .set = set_fallback, .flag = false},
+    {.name = "log_level", .set = set_log_level, .flag = true},
+    {.name = "durability", .set = set_durability, .flag = true},
+    {.name = "sync_interval_ms", .set = set_sync_interval, .flag = false},
+    {.name = "map_size_mb", .set = set_map_size, .flag = false},
+    {.name = "map_max_mb", .set = set_map_max, .flag = false},
+    {.name = "retry_window", .set = set_retry_window, .flag = false},
+    {.name = "keep_decisions", .set = set_keep_decisions, .flag = false},
+    {.name = "sweep_interval_ms", .set = set_sweep_interval, .flag = false},
+    {.name = "writemap", .set = set_writemap, .flag = false},
+    {.name = "decision_log",
+     .section = decision_log_keys,
+     .nsection = sizeof decision_log_keys / sizeof decision_log_keys[0]},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -293,6 +383,8 @@ void rk_config_defaults(rk_config *c)
     c->retry_window_ms = sc.dedupe_ttl_ms;
     c->keep_decisions_ms = 0;
     c->sweep_interval_ms = sc.sweep_interval_ms;
+    rk_declog_config_default(&c->decision_log);
+    c->decision_log.enabled = true;
 }
 
 void rk_config_store(const rk_config *c, rk_store_config *sc)
@@ -309,24 +401,35 @@ void rk_config_store(const rk_config *c, rk_store_config *sc)
     sc->writemap = c->writemap;
 }
 
-static int find_key(const char *name)
+static int find_in(const keydef *table, size_t n, const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
             return (int)i;
     return -1;
 }
 
-static int unknown_key(rk_diag *diag, const char *file, int line, int col, const char *name)
+static int find_key(const char *name)
 {
-    const char *cands[NKEYS];
-    for (size_t i = 0; i < NKEYS; i++)
-        cands[i] = keys[i].name;
-    const char *hint = rk_suggest(name, cands, NKEYS);
+    return find_in(keys, NKEYS, name);
+}
+
+/* section: the enclosing section's name, NULL at the top level. */
+static int unknown_key(rk_diag *diag, const char *file, int line, int col, const char *name,
+                       const keydef *table, size_t n, const char *section)
+{
+    const char *cands[NKEYS > NSECTION_MAX ? NKEYS : NSECTION_MAX];
+    for (size_t i = 0; i < n; i++)
+        cands[i] = table[i].name;
+    const char *hint = rk_suggest(name, cands, n);
+    char where[96] = "";
+    if (section)
+        snprintf(where, sizeof where, " in '%s'", section);
     if (hint)
-        rk_diag_set(diag, file, line, col, "unknown key '%s' (did you mean '%s'?)", name, hint);
+        rk_diag_set(diag, file, line, col, "unknown key '%s'%s (did you mean '%s'?)", name, where,
+                    hint);
     else
-        rk_diag_set(diag, file, line, col, "unknown key '%s'", name);
+        rk_diag_set(diag, file, line, col, "unknown key '%s'%s", name, where);
     return RK_EPARSE;
 }
 
@@ -344,6 +447,100 @@ static bool is_null(const yaml_node_t *n)
            !strcmp(v, "NULL");
 }
 
+static origin origin_of(const yaml_node_t *n, const char *path, const char *dir)
+{
+    return (origin){path, dir, (int)n->start_mark.line + 1, (int)n->start_mark.column + 1};
+}
+
+/* A list key's value: each scalar item given to kd->set at its own position;
+ * a lone scalar counts as a list of one. qname: the key as messages name it. */
+static int apply_list(rk_config *c, yaml_document_t *doc, yaml_node_t *v, const keydef *kd,
+                      const char *qname, const char *path, const char *dir, rk_diag *diag)
+{
+    if (v->type == YAML_MAPPING_NODE) {
+        origin o = origin_of(v, path, dir);
+        rk_diag_set(diag, path, o.line, o.col, "'%s' must be a list, got a mapping", qname);
+        return RK_ETYPE;
+    }
+    if (v->type == YAML_SCALAR_NODE) {
+        origin o = origin_of(v, path, dir);
+        return is_null(v) ? 0 : kd->set(c, (const char *)v->data.scalar.value, &o, diag);
+    }
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        origin o = origin_of(item, path, dir);
+        if (item->type != YAML_SCALAR_NODE) {
+            rk_diag_set(diag, path, o.line, o.col, "'%s' must be a list of names, got %s in it",
+                        qname, node_kind(item));
+            return RK_ETYPE;
+        }
+        int rc = kd->set(c, (const char *)item->data.scalar.value, &o, diag);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The settings of one mapping node: the top level (section NULL) or a
+ * section's. *keep receives where keep_decisions was set. */
+static int apply_mapping(rk_config *c, yaml_document_t *doc, yaml_node_t *map,
+                         const keydef *table, size_t ntable, const char *section, const char *path,
+                         const char *dir, origin *keep, rk_diag *diag)
+{
+    bool seen[NKEYS > NSECTION_MAX ? NKEYS : NSECTION_MAX] = {false};
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        int kl = (int)k->start_mark.line + 1, kc = (int)k->start_mark.column + 1;
+        if (k->type != YAML_SCALAR_NODE) {
+            rk_diag_set(diag, path, kl, kc, "expected a setting name, got %s", node_kind(k));
+            return RK_EPARSE;
+        }
+        const char *name = (const char *)k->data.scalar.value;
+        int i = find_in(table, ntable, name);
+        if (i < 0)
+            return unknown_key(diag, path, kl, kc, name, table, ntable, section);
+        char qname[96]; /* the key as messages name it: decision_log.queue */
+        snprintf(qname, sizeof qname, "%s%s%s", section ? section : "", section ? "." : "", name);
+        if (seen[i]) {
+            rk_diag_set(diag, path, kl, kc, "duplicate key '%s'", qname);
+            return RK_EPARSE;
+        }
+        seen[i] = true;
+        const keydef *kd = &table[i];
+        origin o = origin_of(v, path, dir);
+        int rc;
+        if (kd->section) {
+            if (v->type == YAML_MAPPING_NODE)
+                rc = apply_mapping(c, doc, v, kd->section, kd->nsection, kd->name, path, dir,
+                                   keep, diag);
+            else if (v->type == YAML_SCALAR_NODE && is_null(v))
+                rc = 0;
+            else {
+                rk_diag_set(diag, path, o.line, o.col,
+                            "'%s' must be a mapping of settings (key: value), got %s", qname,
+                            v->type == YAML_SCALAR_NODE ? "a single value" : node_kind(v));
+                rc = RK_ETYPE;
+            }
+        } else if (kd->list) {
+            rc = apply_list(c, doc, v, kd, qname, path, dir, diag);
+        } else if (v->type != YAML_SCALAR_NODE) {
+            rk_diag_set(diag, path, o.line, o.col, "'%s' must be a single value, got %s", qname,
+                        node_kind(v));
+            rc = RK_ETYPE;
+        } else {
+            rc = is_null(v) ? 0 : kd->set(c, (const char *)v->data.scalar.value, &o, diag);
+            if (rc == 0 && !is_null(v) && kd->set == set_keep_decisions)
+                *keep = o;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int apply_document(rk_config *c, yaml_document_t *doc, const char *path, const char *dir,
                           rk_diag *diag)
 {
@@ -357,40 +554,10 @@ static int apply_document(rk_config *c, yaml_document_t *doc, const char *path, 
                     "expected a mapping of settings (key: value)");
         return RK_EPARSE;
     }
-    bool seen[NKEYS] = {false};
     origin keep = {NULL, NULL, 0, 0}; /* where keep_decisions was set, checked at the end */
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(doc, p->value);
-        int kl = (int)k->start_mark.line + 1, kc = (int)k->start_mark.column + 1;
-        if (k->type != YAML_SCALAR_NODE) {
-            rk_diag_set(diag, path, kl, kc, "expected a setting name, got %s", node_kind(k));
-            return RK_EPARSE;
-        }
-        const char *name = (const char *)k->data.scalar.value;
-        int i = find_key(name);
-        if (i < 0)
-            return unknown_key(diag, path, kl, kc, name);
-        if (seen[i]) {
-            rk_diag_set(diag, path, kl, kc, "duplicate key '%s'", name);
-            return RK_EPARSE;
-        }
-        seen[i] = true;
-        origin o = {path, dir, (int)v->start_mark.line + 1, (int)v->start_mark.column + 1};
-        if (v->type != YAML_SCALAR_NODE) {
-            rk_diag_set(diag, path, o.line, o.col, "'%s' must be a single value, got %s", name,
-                        node_kind(v));
-            return RK_ETYPE;
-        }
-        if (is_null(v))
-            continue;
-        int rc = keys[i].set(c, (const char *)v->data.scalar.value, &o, diag);
-        if (rc < 0)
-            return rc;
-        if (keys[i].set == set_keep_decisions)
-            keep = o;
-    }
+    int rc = apply_mapping(c, doc, root, keys, NKEYS, NULL, path, dir, &keep, diag);
+    if (rc < 0)
+        return rc;
     /* Decisions are what a retry is answered from: they must be kept at
      * least as long as the retry window, wherever either key stands. */
     if (keep.file && c->keep_decisions_ms < c->retry_window_ms) {

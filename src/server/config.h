@@ -5,7 +5,10 @@
  * flags. Relative paths in the file (rules, data_dir, an ipc:// endpoint) are
  * relative to the file's directory; relative paths given as flags are relative
  * to the current directory, as a shell user expects. Problems are reported as
- * `file:line:col: message` with a "did you mean" for misspelt keys. */
+ * `file:line:col: message` with a "did you mean" for misspelt keys.
+ *
+ * The file is a mapping of scalar settings plus one section, `decision_log:`,
+ * a nested mapping (whose `pseudonymise` is a list); sections are file-only. */
 #ifndef RK_CONFIG_H
 #define RK_CONFIG_H
 
@@ -14,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine/declog.h"
 #include "lib/diag.h"
 #include "rules/decision.h"
 #include "state/store.h"
@@ -39,11 +43,14 @@ typedef struct rk_config {
     int64_t keep_decisions_ms;               /* decisions kept for feedback; 0 = retry_window */
     int64_t sweep_interval_ms;               /* sweeper period; 0 = no sweeper */
     bool writemap;                           /* LMDB MDB_WRITEMAP: cheaper commits */
+    rk_declog_config decision_log;           /* the `decision_log:` section; dir NULL (the
+                                                engine puts it in data_dir) */
 } rk_config;
 
 #define RK_STRICT_WORKERS 32 /* default workers in strict durability: requests sharing an fsync */
 
-/* Fills c with the built-in defaults (workers: online CPUs). */
+/* Fills c with the built-in defaults (workers: online CPUs; the decision log
+ * enabled, with rk_declog_config_default's settings). */
 void rk_config_defaults(rk_config *c);
 
 /* Applies the settings of the YAML file at path over c. Returns 0, or RK_EIO

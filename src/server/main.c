@@ -50,6 +50,7 @@ int main(int argc, char **argv)
     ecfg.max_body = cfg.max_body;
     ecfg.fallback = cfg.fallback;
     rk_config_store(&cfg, &ecfg.store);
+    ecfg.declog = cfg.decision_log; /* dir NULL: the engine puts it under data_dir */
     rk_engine *engine = NULL;
     int rc = rk_engine_open(&ecfg, &engine, &diag);
     if (rc < 0) {

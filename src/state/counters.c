@@ -3,13 +3,25 @@
  *
  * A compiled rk_counters is immutable; it holds each definition with its
  * identity hash and window geometry, and the distinct key-field tuples
- * ("groups"), so one request hashes each entity once however many counters
- * are keyed by it. Records are read from LMDB, copied into the worker's
- * aligned scratch, updated there, and written back only when they changed:
- * a read-only counter (its `when` false, or fed by feedback) costs one get.
+ * ("groups"). All counters of a group share one LMDB record per entity
+ * (crecord.h), so a request hashes each entity once and does one get and at
+ * most one put per group, however many counters the group has: with the
+ * shipped rule set, 5 records instead of 12. A value hashed for one purpose
+ * (the `account` key, say) is reused for another (the `distinct: account`
+ * value) within the request.
  *
- * Count and sum records are rings of int64 per bucket (window.h); sums
- * saturate at the int64 limits rather than wrap. Distinct records are in
+ * A group record is read straight from the map, each counter state copied
+ * into the worker's aligned scratch in the group's definition order and
+ * updated there, and the record written back only when some state changed:
+ * a read-only request (every `when` false, or only feedback-fed counters)
+ * costs one get. Rewriting carries over, untouched, the states of counters
+ * the set does not define (a redefined counter's old state, or the other
+ * rule set's during a reload), so putting a definition back finds its state
+ * again; the sweeper drops each state once idle, like the per-counter
+ * records of format 1.
+ *
+ * Count and sum states are rings of int64 per bucket (window.h); sums
+ * saturate at the int64 limits rather than wrap. Distinct states are in
  * distinct.c. Counters fed by feedback are only read on the request path;
  * their keys are handed to the decided-transaction record (recent.c), and
  * rk_counters_feedback counts them when a label arrives. */
@@ -26,14 +38,18 @@
 
 typedef struct cdef {
     rk_counter_def def; /* the definition as given */
-    uint64_t id;        /* identity hash, the key suffix */
+    uint64_t id;        /* identity hash: finds its state in a group record */
     rk_window win;      /* bucket geometry of its window */
     int group;          /* index of its key-field tuple in rk_counters.groups */
+    int member;         /* its position among the group's members */
 } cdef;
 
 typedef struct cgroup {
-    int nby;                        /* key fields */
-    int slot[RK_COUNTER_BY_MAX];    /* their txn slots */
+    int nby;                          /* key fields */
+    int slot[RK_COUNTER_BY_MAX];      /* their txn slots */
+    uint64_t keyset;                  /* key-set id: the record key's suffix */
+    int n;                            /* counters keyed by this tuple */
+    uint8_t member[RK_COUNTERS_MAX];  /* their indexes in rk_counters.d, in definition order */
 } cgroup;
 
 struct rk_counters {
@@ -42,6 +58,9 @@ struct rk_counters {
     cdef d[RK_COUNTERS_MAX];        /* definitions in the caller's order */
     cgroup groups[RK_COUNTERS_MAX]; /* key-field tuples */
 };
+
+_Static_assert(RK_COUNTERS_MAX <= RK_GREC_ENTRIES_MAX, "a group record holds every counter");
+_Static_assert(RK_COUNTERS_MAX <= 255, "member indexes are bytes");
 
 static const char *const agg_names[] = {"count", "sum", "distinct"};
 
@@ -60,6 +79,17 @@ static uint64_t def_identity(const rk_counter_def *d)
     if (n > sizeof buf)
         n = sizeof buf;
     return rk_hash64(buf, n);
+}
+
+/* The key-set id: the `by` field names, in order. Names rather than slots,
+ * because slots move between rule sets and the records must not. */
+static uint64_t keyset_id(const rk_counter_def *d)
+{
+    char buf[16 + RK_COUNTER_BY_MAX * (RK_NAME_MAX + 1)];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "rk-keyset-v2|");
+    for (int i = 0; i < d->nby && n < sizeof buf; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s,", d->by_name[i]);
+    return rk_hash64(buf, n < sizeof buf ? n : sizeof buf);
 }
 
 static int bad(rk_diag *diag, int rc, const char *name, const char *what)
@@ -122,12 +152,16 @@ int rk_counters_new(const rk_counter_def *defs, int n, rk_counters **out, rk_dia
                !(c->groups[g].nby == d->nby &&
                  memcmp(c->groups[g].slot, d->by_slot, sizeof(int) * (size_t)d->nby) == 0))
             g++;
+        cgroup *grp = &c->groups[g];
         if (g == c->ngroups) {
-            c->groups[g].nby = d->nby;
-            memcpy(c->groups[g].slot, d->by_slot, sizeof(int) * (size_t)d->nby);
+            grp->nby = d->nby;
+            memcpy(grp->slot, d->by_slot, sizeof(int) * (size_t)d->nby);
+            grp->keyset = keyset_id(d);
             c->ngroups++;
         }
         cd->group = g;
+        cd->member = grp->n;
+        grp->member[grp->n++] = (uint8_t)i;
     }
     c->n = n;
     *out = c;
@@ -154,12 +188,19 @@ uint64_t rk_counters_id(const rk_counters *c, int i)
     return i >= 0 && i < c->n ? c->d[i].id : 0;
 }
 
-/* ---- one record ---------------------------------------------------------- */
+/* ---- one counter state --------------------------------------------------- */
 
 enum { MODE_READ, MODE_ADD, MODE_TAKEBACK };
 
-/* Adds delta at bucket b to a ring record in rec (*len 0 = new). MODE_TAKEBACK
- * removes an earlier contribution: it never creates a record or moves the
+/* What one request (or label) does to one counter of a group. */
+typedef struct cop {
+    int mode;      /* MODE_* */
+    int64_t delta; /* count/sum contribution */
+    uint64_t vh;   /* distinct: the value's hash */
+} cop;
+
+/* Adds delta at bucket b to a ring state in rec (*len 0 = new). MODE_TAKEBACK
+ * removes an earlier contribution: it never creates a state or moves the
  * window, it only subtracts from a bucket still held. */
 static bool ring_apply(void *rec, size_t *len, const rk_window *win, int64_t b, int mode,
                        int64_t delta, int64_t *value)
@@ -195,8 +236,8 @@ static bool ring_apply(void *rec, size_t *len, const rk_window *win, int64_t b, 
     return changed;
 }
 
-/* Whether a stored record has the shape this definition expects. */
-static bool record_fits(const void *rec, size_t len, const cdef *cd)
+/* Whether a stored state has the shape this definition expects. */
+static bool state_fits(const void *rec, size_t len, const cdef *cd)
 {
     if (len < sizeof(rk_crec_hdr))
         return false;
@@ -213,58 +254,189 @@ static bool record_fits(const void *rec, size_t len, const cdef *cd)
     return h->kind == RK_CREC_RING && len == sizeof *h + (size_t)h->nslots * sizeof(int64_t);
 }
 
-/* Reads, updates (when add) and writes back one counter record.
- * delta: count/sum contribution; vh: distinct value hash. */
-static int update_record(rk_store_worker *w, const cdef *cd, const uint8_t ekey[RK_HASH_LEN],
-                         int64_t ts, int mode, int64_t delta, uint64_t vh, int64_t *value)
+/* Whether a state (possibly unaligned) has no bucket left in the window
+ * ending at wall time now_ms. Undecodable states count as idle. */
+static bool state_idle(const uint8_t *p, size_t len, int64_t now_ms)
 {
-    rk_store *s = w->s;
+    rk_crec_hdr h;
+    if (len < sizeof h)
+        return true;
+    memcpy(&h, p, sizeof h);
+    if (h.version != RK_CREC_VERSION || h.width <= 0 || h.nslots == 0 ||
+        h.nslots > RK_WINDOW_SLOTS_MAX)
+        return true;
+    rk_window win = {h.width, h.nslots};
+    return !rk_window_in_ring(&win, rk_window_bucket(&win, now_ms), h.newest);
+}
+
+/* ---- group records ------------------------------------------------------- */
+
+/* A state inside a stored group record (p points into the map: unaligned). */
+typedef struct sref {
+    uint64_t id;      /* counter identity */
+    const uint8_t *p; /* its body */
+    size_t len;       /* body bytes */
+    size_t span;      /* entry header + body + padding */
+} sref;
+
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Indexes the states of a stored record. Returns how many, or -1 when the
+ * record is not a well-formed group record. */
+static int parse_group(const void *v, size_t len, sref *out)
+{
+    const uint8_t *p = v;
+    rk_grec_hdr h;
+    if (len < sizeof h)
+        return -1;
+    memcpy(&h, p, sizeof h);
+    if (h.version != RK_GREC_VERSION || h.n > RK_GREC_ENTRIES_MAX)
+        return -1;
+    size_t at = sizeof h;
+    for (int i = 0; i < h.n; i++) {
+        rk_grec_entry e;
+        if (len - at < sizeof e)
+            return -1;
+        memcpy(&e, p + at, sizeof e);
+        if (e.len > RK_CREC_MAX || len - at - sizeof e < pad8(e.len))
+            return -1;
+        out[i] = (sref){e.id, p + at + sizeof e, e.len, sizeof e + pad8(e.len)};
+        at += out[i].span;
+    }
+    return at == len ? h.n : -1;
+}
+
+/* Reads the record of (ekey, group g), applies ops[m] to the group's m-th
+ * counter in the worker's scratch, sets values[m] to its value, and writes
+ * the record back if any state changed, keeping only the states of g's
+ * counters. */
+static int group_update(rk_store_worker *w, const rk_counters *c, const cgroup *g,
+                        const uint8_t ekey[RK_HASH_LEN], int64_t ts, const cop *ops,
+                        int64_t *values)
+{
     uint8_t kbuf[RK_CREC_KEY_LEN];
     memcpy(kbuf, ekey, RK_HASH_LEN);
-    memcpy(kbuf + RK_HASH_LEN, &cd->id, sizeof cd->id);
-    MDB_val k = {sizeof kbuf, kbuf}, v;
-    size_t len = 0;
-    int rc = mdb_get(w->txn, s->db_counters, &k, &v);
-    if (rc == 0) {
-        if (v.mv_size <= RK_REC_MAX) {
-            memcpy(w->rec, v.mv_data, v.mv_size);
-            len = v.mv_size;
-        }
-        if (!record_fits(w->rec, len, cd)) {
-            /* cannot happen short of corruption (the identity fixes the shape):
-             * start the record afresh rather than misread it */
-            rk_log_warn("state: counter '%s': discarding an undecodable record", cd->def.name);
-            len = 0;
-        }
-    } else if (rc != MDB_NOTFOUND) {
-        return rk_store_mdb_fail(s, rc, "reading a counter");
+    memcpy(kbuf + RK_HASH_LEN, &g->keyset, sizeof g->keyset);
+    MDB_val k = {sizeof kbuf, kbuf}, v = {0, NULL};
+    int rc = rk_store_get(w, RK_CUR_COUNTERS, &k, &v, "reading a counter record");
+    if (rc == RK_ENOTFOUND)
+        v.mv_size = 0;
+    else if (rc != 0)
+        return rc;
+    sref old[RK_GREC_ENTRIES_MAX];
+    int nold = v.mv_size ? parse_group(v.mv_data, v.mv_size, old) : 0;
+    if (nold < 0) {
+        /* cannot happen short of corruption: start the entity afresh rather
+         * than misread it */
+        rk_log_warn("state: discarding an undecodable counter record");
+        nold = 0;
     }
-    int64_t b = rk_window_bucket(&cd->win, ts);
-    bool changed = cd->def.agg == RK_AGG_DISTINCT
-                       ? rk_distinct_apply(w->rec, &len, &cd->win, b, mode == MODE_ADD, vh, value)
-                       : ring_apply(w->rec, &len, &cd->win, b, mode, delta, value);
+
+    uint8_t *rec = w->grec;
+    size_t used = sizeof(rk_grec_hdr);
+    int nout = 0;
+    bool changed = false, taken[RK_GREC_ENTRIES_MAX] = {false};
+    for (int m = 0; m < g->n; m++) {
+        const cdef *cd = &c->d[g->member[m]];
+        uint8_t *body = rec + used + sizeof(rk_grec_entry);
+        size_t len = 0;
+        for (int j = 0; j < nold; j++) {
+            if (old[j].id != cd->id)
+                continue;
+            taken[j] = true;
+            memcpy(body, old[j].p, old[j].len);
+            len = old[j].len;
+            if (!state_fits(body, len, cd)) { /* as above: the identity fixes the shape */
+                rk_log_warn("state: counter '%s': discarding an undecodable state",
+                            cd->def.name);
+                len = 0;
+            }
+            break;
+        }
+        int64_t b = rk_window_bucket(&cd->win, ts);
+        changed |= cd->def.agg == RK_AGG_DISTINCT
+                       ? rk_distinct_apply(body, &len, &cd->win, b, ops[m].mode == MODE_ADD,
+                                           ops[m].vh, &values[m])
+                       : ring_apply(body, &len, &cd->win, b, ops[m].mode, ops[m].delta,
+                                    &values[m]);
+        if (len == 0)
+            continue; /* never counted anything: nothing to keep */
+        rk_grec_entry e = {cd->id, (uint32_t)len, 0};
+        memcpy(rec + used, &e, sizeof e);
+        memset(body + len, 0, pad8(len) - len);
+        used += sizeof e + pad8(len);
+        nout++;
+    }
     if (!changed)
         return 0;
-    v = (MDB_val){len, w->rec};
-    if ((rc = mdb_put(w->txn, s->db_counters, &k, &v, 0)) != 0)
-        return rk_store_mdb_fail(s, rc, "writing a counter");
-    return 0;
+    /* States of counters this set does not define (another rule set's, or an
+     * older definition's) are carried over untouched, so a reload that puts a
+     * definition back finds its state; the sweeper drops them once idle. Only
+     * when the record is full do they give way. */
+    for (int j = 0; j < nold; j++) {
+        if (taken[j] || nout == RK_GREC_ENTRIES_MAX || old[j].span > RK_GREC_MAX - used)
+            continue;
+        memcpy(rec + used, old[j].p - sizeof(rk_grec_entry), old[j].span);
+        used += old[j].span;
+        nout++;
+    }
+    rk_grec_hdr h = {.version = RK_GREC_VERSION, .n = (uint8_t)nout};
+    memcpy(rec, &h, sizeof h);
+    v = (MDB_val){used, rec};
+    return rk_store_put_at(w, RK_CUR_COUNTERS, &k, &v, "writing a counter record");
 }
 
 /* ---- the request path ---------------------------------------------------- */
 
-typedef struct apply_arg {
-    const rk_counters *c; /* the set */
-    const rk_txn *txn;    /* the request */
-    int64_t ts;           /* its event time */
-    const bool *when;     /* filters, or NULL */
-    rk_value *out;        /* one value per counter */
-} apply_arg;
+#define DIGEST_CACHE 16 /* distinct fields hashed per request before caching stops */
+
+/* Keyed digests of single field values computed so far in one request: a
+ * field that is a key and a distinct value (account) is hashed once. */
+typedef struct digest_cache {
+    int n;                              /* entries used */
+    int slot[DIGEST_CACHE];             /* txn slot */
+    bool ok[DIGEST_CACHE];              /* the value was present */
+    uint8_t h[DIGEST_CACHE][RK_HASH_LEN]; /* its digest */
+} digest_cache;
+
+/* The digest of txn slot `slot` into out. False when the value is missing. */
+static bool slot_digest(rk_store_worker *w, digest_cache *dc, const rk_txn *txn, int slot,
+                        uint8_t out[RK_HASH_LEN])
+{
+    for (int i = 0; i < dc->n; i++) {
+        if (dc->slot[i] == slot) {
+            memcpy(out, dc->h[i], RK_HASH_LEN);
+            return dc->ok[i];
+        }
+    }
+    bool ok = rk_keyhash_value(w->s->kh, &txn->v[slot], out) == 0;
+    if (dc->n < DIGEST_CACHE) {
+        dc->slot[dc->n] = slot;
+        dc->ok[dc->n] = ok;
+        memcpy(dc->h[dc->n++], out, RK_HASH_LEN);
+    }
+    return ok;
+}
+
+/* The entity key of group g for this request. False when a field is missing. */
+static bool group_key(rk_store_worker *w, digest_cache *dc, const rk_txn *txn, const cgroup *g,
+                      uint8_t out[RK_HASH_LEN])
+{
+    if (g->nby == 1)
+        return slot_digest(w, dc, txn, g->slot[0], out);
+    const rk_value *vs[RK_COUNTER_BY_MAX];
+    for (int i = 0; i < g->nby; i++)
+        vs[i] = &txn->v[g->slot[i]];
+    return rk_keyhash_values(w->s->kh, vs, g->nby, out) == 0;
+}
 
 /* What the request contributes to counter cd: *delta for count/sum, *vh for
  * distinct. False when the aggregate field is absent (nothing to count). */
-static bool contribution(rk_store_worker *w, const cdef *cd, const rk_txn *txn, int64_t *delta,
-                         uint64_t *vh)
+static bool contribution(rk_store_worker *w, digest_cache *dc, const cdef *cd, const rk_txn *txn,
+                         int64_t *delta, uint64_t *vh)
 {
     *delta = 1;
     *vh = 0;
@@ -278,53 +450,72 @@ static bool contribution(rk_store_worker *w, const cdef *cd, const rk_txn *txn, 
         return true;
     }
     uint8_t h[RK_HASH_LEN];
-    if (rk_keyhash_value(w->s->kh, f, h) != 0)
+    if (!slot_digest(w, dc, txn, cd->def.field_slot, h))
         return false;
     *vh = rk_hash_prefix64(h);
     return true;
+}
+
+typedef struct apply_arg {
+    const rk_counters *c; /* the set */
+    const rk_txn *txn;    /* the request */
+    int64_t ts;           /* its event time */
+    const bool *when;     /* filters, or NULL */
+    rk_value *out;        /* one value per counter */
+} apply_arg;
+
+/* Remembers the key of a feedback-fed counter this request would feed, for
+ * the decided-transaction record. */
+static void remember_fbkey(rk_store_worker *w, const cdef *cd, const uint8_t key[RK_HASH_LEN],
+                           int64_t delta, uint64_t vh)
+{
+    if (w->nfb >= RK_FBKEY_MAX)
+        return;
+    rk_fbkey *k = &w->fb[w->nfb++];
+    memset(k, 0, sizeof *k);
+    k->tag = cd->id;
+    memcpy(k->key, key, RK_HASH_LEN);
+    if (cd->def.agg == RK_AGG_DISTINCT) {
+        k->vhash = vh;
+        k->flags = RK_FBKEY_HAS_VHASH;
+    } else if (cd->def.agg == RK_AGG_SUM) {
+        k->num = delta;
+    }
 }
 
 static int apply_op(rk_store_worker *w, void *arg)
 {
     apply_arg *a = arg;
     const rk_counters *c = a->c;
-    uint8_t gkey[RK_COUNTERS_MAX][RK_HASH_LEN];
-    bool gok[RK_COUNTERS_MAX];
-    for (int g = 0; g < c->ngroups; g++) {
-        const rk_value *vs[RK_COUNTER_BY_MAX];
-        for (int i = 0; i < c->groups[g].nby; i++)
-            vs[i] = &a->txn->v[c->groups[g].slot[i]];
-        gok[g] = rk_keyhash_values(w->s->kh, vs, c->groups[g].nby, gkey[g]) == 0;
-    }
-    for (int i = 0; i < c->n; i++) {
-        const cdef *cd = &c->d[i];
-        if (!gok[cd->group]) { /* a key field is missing: the counter is too */
-            a->out[i] = rk_value_missing();
+    digest_cache dc;
+    dc.n = 0;
+    for (int gi = 0; gi < c->ngroups; gi++) {
+        const cgroup *g = &c->groups[gi];
+        uint8_t key[RK_HASH_LEN];
+        if (!group_key(w, &dc, a->txn, g, key)) { /* a key field is missing: its counters too */
+            for (int m = 0; m < g->n; m++)
+                a->out[g->member[m]] = rk_value_missing();
             continue;
         }
-        bool when = a->when ? a->when[i] : true;
-        int64_t delta = 0;
-        uint64_t vh = 0;
-        bool has = when && contribution(w, cd, a->txn, &delta, &vh);
-        bool add = has && cd->def.feedback == RK_LABEL_NONE;
-        if (has && cd->def.feedback != RK_LABEL_NONE && w->nfb < RK_FBKEY_MAX) {
-            rk_fbkey *k = &w->fb[w->nfb++];
-            memset(k, 0, sizeof *k);
-            k->tag = cd->id;
-            memcpy(k->key, gkey[cd->group], RK_HASH_LEN);
-            if (cd->def.agg == RK_AGG_DISTINCT) {
-                k->vhash = vh;
-                k->flags = RK_FBKEY_HAS_VHASH;
-            } else if (cd->def.agg == RK_AGG_SUM) {
-                k->num = delta;
-            }
+        cop ops[RK_COUNTERS_MAX];
+        int64_t values[RK_COUNTERS_MAX];
+        for (int m = 0; m < g->n; m++) {
+            int i = g->member[m];
+            const cdef *cd = &c->d[i];
+            int64_t delta = 0;
+            uint64_t vh = 0;
+            bool has = (a->when ? a->when[i] : true) &&
+                       contribution(w, &dc, cd, a->txn, &delta, &vh);
+            if (has && cd->def.feedback != RK_LABEL_NONE)
+                remember_fbkey(w, cd, key, delta, vh);
+            bool add = has && cd->def.feedback == RK_LABEL_NONE;
+            ops[m] = (cop){add ? MODE_ADD : MODE_READ, delta, vh};
         }
-        int64_t value;
-        int rc = update_record(w, cd, gkey[cd->group], a->ts, add ? MODE_ADD : MODE_READ, delta,
-                               vh, &value);
+        int rc = group_update(w, c, g, key, a->ts, ops, values);
         if (rc != 0)
             return rc;
-        a->out[i] = rk_value_int(value);
+        for (int m = 0; m < g->n; m++)
+            a->out[g->member[m]] = rk_value_int(values[m]);
     }
     return 0;
 }
@@ -344,6 +535,20 @@ typedef struct feedback_arg {
     int *napplied;              /* out, may be NULL */
 } feedback_arg;
 
+/* Applies one operation to counter cd of entity key (its group's other
+ * counters are only carried over). */
+static int update_one(rk_store_worker *w, const rk_counters *c, const cdef *cd,
+                      const uint8_t key[RK_HASH_LEN], int64_t ts, cop op)
+{
+    const cgroup *g = &c->groups[cd->group];
+    cop ops[RK_COUNTERS_MAX];
+    int64_t values[RK_COUNTERS_MAX];
+    for (int m = 0; m < g->n; m++)
+        ops[m] = (cop){MODE_READ, 0, 0};
+    ops[cd->member] = op;
+    return group_update(w, c, g, key, ts, ops, values);
+}
+
 static int feedback_op(rk_store_worker *w, void *arg)
 {
     feedback_arg *a = arg;
@@ -356,18 +561,18 @@ static int feedback_op(rk_store_worker *w, void *arg)
                 const cdef *cd = &a->c->d[i];
                 if (cd->id != key->tag)
                     continue;
-                int64_t delta = cd->def.agg == RK_AGG_SUM ? key->num : 1, value;
+                int64_t delta = cd->def.agg == RK_AGG_SUM ? key->num : 1;
                 int rc = 0;
                 if (cd->def.feedback == fb->label) {
                     if (cd->def.agg == RK_AGG_DISTINCT && !(key->flags & RK_FBKEY_HAS_VHASH))
                         continue;
-                    rc = update_record(w, cd, key->key, fb->ts, MODE_ADD, delta, key->vhash,
-                                       &value);
+                    rc = update_one(w, a->c, cd, key->key, fb->ts,
+                                    (cop){MODE_ADD, delta, key->vhash});
                     applied++;
                 } else if (cd->def.feedback == fb->prev_label && cd->def.agg != RK_AGG_DISTINCT) {
                     /* the label changed: take the old label's contribution back */
-                    rc = update_record(w, cd, key->key, fb->ts, MODE_TAKEBACK,
-                                       delta == INT64_MIN ? INT64_MAX : -delta, 0, &value);
+                    int64_t back = delta == INT64_MIN ? INT64_MAX : -delta;
+                    rc = update_one(w, a->c, cd, key->key, fb->ts, (cop){MODE_TAKEBACK, back, 0});
                     applied++;
                 }
                 if (rc != 0)
@@ -391,15 +596,32 @@ int rk_counters_feedback(rk_store_worker *w, const rk_counters *c, const rk_feed
 
 /* ---- sweeping ------------------------------------------------------------ */
 
-bool rk_counters_record_idle(const void *v, size_t len, int64_t now_ms)
+int rk_counters_record_sweep(const void *v, size_t len, int64_t now_ms, void *out,
+                             size_t *out_len, uint64_t *dropped)
 {
-    rk_crec_hdr h;
-    if (len < sizeof h)
-        return true;
-    memcpy(&h, v, sizeof h);
-    if (h.version != RK_CREC_VERSION || h.width <= 0 || h.nslots == 0 ||
-        h.nslots > RK_WINDOW_SLOTS_MAX)
-        return true;
-    rk_window win = {h.width, h.nslots};
-    return !rk_window_in_ring(&win, rk_window_bucket(&win, now_ms), h.newest);
+    sref st[RK_GREC_ENTRIES_MAX];
+    int n = parse_group(v, len, st);
+    if (n < 0) { /* undecodable: nothing can read it */
+        *dropped = 1;
+        return RK_SWEEP_DELETE;
+    }
+    uint8_t *o = out;
+    size_t used = sizeof(rk_grec_hdr);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (state_idle(st[i].p, st[i].len, now_ms))
+            continue;
+        memcpy(o + used, st[i].p - sizeof(rk_grec_entry), st[i].span);
+        used += st[i].span;
+        kept++;
+    }
+    *dropped = (uint64_t)(n - kept);
+    if (kept == n)
+        return RK_SWEEP_KEEP;
+    if (kept == 0)
+        return RK_SWEEP_DELETE;
+    rk_grec_hdr h = {.version = RK_GREC_VERSION, .n = (uint8_t)kept};
+    memcpy(o, &h, sizeof h);
+    *out_len = used;
+    return RK_SWEEP_REWRITE;
 }

@@ -10,9 +10,10 @@
  *   - RK_T_MISSING: a `by` field is missing (nothing was updated).
  *
  * A definition's identity (name, key fields, window, aggregate, aggregate
- * field, feedback label) is hashed into its storage key, so changing any of
- * them starts the counter from zero instead of reading old state under a new
- * meaning; the old records are swept once idle. */
+ * field, feedback label) is hashed and stored with its state, so changing any
+ * of them starts the counter from zero instead of reading old state under a
+ * new meaning; the old state is swept once idle. All counters with the same
+ * key fields share one record per entity (crecord.h). */
 #ifndef RK_STATE_COUNTERS_H
 #define RK_STATE_COUNTERS_H
 
@@ -57,7 +58,7 @@ void rk_counters_free(rk_counters *c);
 
 int rk_counters_count(const rk_counters *c);
 const rk_counter_def *rk_counters_def(const rk_counters *c, int i);
-/* The identity hash stored in counter i's keys. */
+/* The identity hash stored with counter i's state. */
 uint64_t rk_counters_id(const rk_counters *c, int i);
 
 /* Updates and reads every counter of c for one request, in w's transaction.

@@ -1,16 +1,28 @@
 /* Counter records as stored in the `counters` database (internal to
  * src/state; white-box tests use it too).
  *
- * Key   (24 bytes): keyed hash of the entity (16) ++ definition identity (u64).
- *       The entity hash comes first so that all counters keyed by the same
- *       entity sit next to each other in one B-tree leaf: a request touching
- *       three `by: account` counters dirties one page, not three.
- * Value: a 24-byte header, then by kind:
+ * One record per entity and key set: every counter of the rule set whose `by`
+ * names the same fields (all the `by: account` counters, say) lives in one
+ * record, so a request costs one B-tree get and one put per distinct key set
+ * (five for the shipped twelve counters) instead of one per counter.
+ *
+ * Key   (24 bytes): keyed hash of the entity (16) ++ key-set id (u64, an
+ *       unkeyed hash of the `by` field names, so that the account "x" and
+ *       the device "x" are different records).
+ * Value: a group header, then one entry per counter state:
+ *         {u64 counter identity, u32 body length, u32 zero} body, padded to 8
+ *       Each body is a counter state: a 24-byte header, then by kind
  *   RING   int64 slots[nslots]                      count and sum
  *   EXACT  {u64 value hash, i64 bucket}[nexact]     distinct, <= 64 live values
  *   HLL    u8 regs[nslots][RK_HLL_BYTES]            distinct, beyond 64 values
- * All integers in native byte order; records are copied to aligned scratch
- * before use, so their position in an LMDB page does not matter. */
+ *       A counter finds its state by its identity (rk_counters_id): a
+ *       definition that changed has a new identity, finds nothing and starts
+ *       from zero; states whose identity the rule set no longer defines stay
+ *       (carried over when the record is rewritten) until the sweeper finds
+ *       them idle, or the record has no room left for them.
+ * All integers in native byte order; records are read with memcpy and bodies
+ * copied to aligned scratch before use, so their position in an LMDB page
+ * does not matter. */
 #ifndef RK_STATE_CRECORD_H
 #define RK_STATE_CRECORD_H
 
@@ -21,7 +33,9 @@
 #include "state/window.h"
 
 #define RK_CREC_VERSION 1
+#define RK_GREC_VERSION 2          /* group record layout */
 #define RK_CREC_KEY_LEN 24
+#define RK_GREC_ENTRIES_MAX 64     /* counter states in one record (RK_COUNTERS_MAX) */
 #define RK_DISTINCT_EXACT_MAX 64   /* distinct values counted exactly */
 #define RK_HLL_P 8                 /* 2^8 = 256 registers per bucket */
 #define RK_HLL_M (1 << RK_HLL_P)
@@ -48,8 +62,25 @@ typedef struct rk_exact_entry {
     int64_t bucket;  /* bucket it was last seen in */
 } rk_exact_entry;
 
-/* Largest distinct record: header plus one sketch per slot. */
+/* Largest counter state: header plus one sketch per slot. */
 #define RK_CREC_MAX (sizeof(rk_crec_hdr) + RK_WINDOW_SLOTS_MAX * RK_HLL_BYTES)
+
+typedef struct rk_grec_hdr {
+    uint8_t version; /* RK_GREC_VERSION */
+    uint8_t n;       /* entries that follow */
+    uint16_t pad0;   /* zero */
+    uint32_t pad1;   /* zero */
+} rk_grec_hdr;
+
+typedef struct rk_grec_entry {
+    uint64_t id;     /* counter identity */
+    uint32_t len;    /* body bytes that follow (then zero padding to 8) */
+    uint32_t pad;    /* zero */
+} rk_grec_entry;
+
+/* Largest group record: every entry at its largest. */
+#define RK_GREC_MAX \
+    (sizeof(rk_grec_hdr) + RK_GREC_ENTRIES_MAX * (sizeof(rk_grec_entry) + RK_CREC_MAX + 8))
 
 /* Updates (when add) and reads a distinct record held in rec (aligned
  * scratch of RK_CREC_MAX bytes; *len is 0 for a new record) with value hash vh

@@ -66,8 +66,7 @@ static int add_op(rk_store_worker *w, void *arg)
     add_arg *a = arg;
     dl_entry e = {w->now_ms, a->ttl_ms ? rk_sat_add(w->now_ms, a->ttl_ms) : 0};
     MDB_val k = {a->klen, a->key}, v = {sizeof e, &e};
-    int rc = mdb_put(w->txn, w->s->db_lists, &k, &v, 0);
-    return rc ? rk_store_mdb_fail(w->s, rc, "adding a list entry") : 0;
+    return rk_store_put(w, w->s->db_lists, &k, &v, "adding a list entry");
 }
 
 int rk_dlist_add_hash(rk_store_worker *w, const char *list, const uint8_t h[RK_HASH_LEN],
@@ -101,9 +100,9 @@ static int del_op(rk_store_worker *w, void *arg)
         return rc;
     bool live = rc == 0;
     MDB_val k = {a->klen, a->key};
-    int mrc = mdb_del(w->txn, w->s->db_lists, &k, NULL);
-    if (mrc != 0 && mrc != MDB_NOTFOUND)
-        return rk_store_mdb_fail(w->s, mrc, "removing a list entry");
+    rc = rk_store_del(w, w->s->db_lists, &k, "removing a list entry");
+    if (rc != 0 && rc != RK_ENOTFOUND)
+        return rc;
     return live ? 0 : RK_ENOTFOUND;
 }
 

@@ -2,9 +2,9 @@
  * secret it is keyed with.
  *
  * Nothing that identifies a customer is written to the store in the clear:
- * counter keys, list members and transaction ids are all BLAKE2b-128 digests
- * (libsodium crypto_generichash) keyed with 32 random bytes kept in
- * DATA_DIR/secret (mode 0600). A value hashes to the same digest whatever its
+ * counter keys, list members and transaction ids are all 128-bit SipHash-2-4
+ * digests (libsodium crypto_shorthash_siphashx24) under a key derived from 32
+ * random bytes kept in DATA_DIR/secret (mode 0600). A value hashes to the same digest whatever its
  * rk_type as long as its text is the same (int 5411 and string "5411"), which is
  * how the static lists of the rule language compare values too. */
 #ifndef RK_STATE_KEYHASH_H

@@ -65,11 +65,9 @@ static void seal_reply(rk_store_worker *w, const uint8_t key[RK_HASH_LEN], int64
 static int load(rk_store_worker *w, const uint8_t key[RK_HASH_LEN], size_t *len)
 {
     MDB_val k = {RK_HASH_LEN, (void *)key}, v;
-    int rc = mdb_get(w->txn, w->s->db_recent, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return RK_ENOTFOUND;
+    int rc = rk_store_get(w, RK_CUR_RECENT, &k, &v, "reading a decided transaction");
     if (rc != 0)
-        return rk_store_mdb_fail(w->s, rc, "reading a decided transaction");
+        return rc;
     recent_hdr h;
     if (v.mv_size < sizeof h || v.mv_size > RK_REC_MAX + RK_REPLY_MAX)
         return RK_ECORRUPT;
@@ -173,8 +171,7 @@ static int record_op(rk_store_worker *w, void *arg)
     }
     n += a->reply_len;
     MDB_val k = {RK_HASH_LEN, key}, v = {n, w->rec};
-    int rc = mdb_put(w->txn, w->s->db_recent, &k, &v, 0);
-    return rc ? rk_store_mdb_fail(w->s, rc, "recording a decision") : 0;
+    return rk_store_put_at(w, RK_CUR_RECENT, &k, &v, "recording a decision");
 }
 
 int rk_recent_record(rk_store_worker *w, const char *id, size_t len, int verdict, int64_t ts,
@@ -215,8 +212,8 @@ static int feedback_op(rk_store_worker *w, void *arg)
         h.labeled_at = w->now_ms;
         memcpy(w->rec, &h, sizeof h);
         MDB_val k = {RK_HASH_LEN, key}, v = {rlen, w->rec};
-        if ((rc = mdb_put(w->txn, w->s->db_recent, &k, &v, 0)) != 0)
-            return rk_store_mdb_fail(w->s, rc, "recording a label");
+        if ((rc = rk_store_put_at(w, RK_CUR_RECENT, &k, &v, "recording a label")) != 0)
+            return rc;
     }
     *a->out = (rk_feedback_info){.label = a->label,
                                  .prev_label = prev,

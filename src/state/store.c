@@ -32,7 +32,28 @@
  * again in a fresh one (see rk_store_op); the caller only sees its outputs
  * written twice with the same values. Before each transaction the map is also
  * grown pre-emptively when less than grow_headroom_pct of it is free, so the
- * re-run path is rare. */
+ * re-run path is rare.
+ *
+ * Batches (private stores: backtests). With batch > 1, a worker's
+ * rk_store_commit really commits only every batch-th request: between
+ * requests the LMDB transaction stays open and the worker keeps gate and
+ * maplock, so the next request sees everything the batch wrote (a retry of an
+ * id decided earlier in the batch is found). Each put and delete of the batch
+ * is also appended to the worker's redo log, which is what makes the batch
+ * safe to build on: when the map fills, or one request of the batch is
+ * aborted, the LMDB transaction is abandoned and a fresh one replays the redo
+ * log of the batch's completed requests (then, after a map growth, re-runs
+ * the current request's operations), so nothing that was answered is lost
+ * and the aborted request leaves no trace. A batch also ends early once its
+ * redo log passes RK_BATCH_BYTES (1 MiB, some 150 requests of the shipped
+ * rule set): with MDB_WRITEMAP a commit costs little, and a longer batch only
+ * copies pages into ever more fresh, cache-cold pages of the map (LMDB cannot
+ * reuse a page freed inside the transaction that freed it), which measured
+ * slower per request than batches of 64 to 256. Before a batch starts the
+ * map is grown if its free space is less than twice what the previous batch
+ * used. Batching workers are single-threaded by contract: the open batch
+ * belongs to the thread that opened it, which must also call rk_store_flush
+ * (or close). */
 #include "state/store.h"
 
 #include <errno.h>
@@ -48,10 +69,14 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "state/crecord.h"
 #include "state/store_int.h"
 
 #define GROW_ATTEMPTS 16        /* doublings tried for one transaction before giving up */
 #define SYNC_RETRY_MS 10        /* pause after a failed fsync before trying again */
+
+static int worker_create(rk_store *s, int batch_max, rk_store_worker **out);
+static int commit_now(rk_store_worker *w);
 
 static const char META_FORMAT[] = "format";
 static const char META_SECRET_CHECK[] = "secret_check";
@@ -70,6 +95,8 @@ void rk_store_config_default(rk_store_config *c)
     c->sweep_interval_ms = 60 * 1000;
     c->sweep_batch = 256;
     c->max_readers = 126;
+    c->writemap = true;
+    c->batch = 1;
 }
 
 const char *rk_durability_name(int d)
@@ -105,6 +132,25 @@ static void refresh_map_size(rk_store *s)
         s->map_size = info.me_mapsize;
 }
 
+/* With MDB_WRITEMAP, LMDB sizes data.mdb to the whole map as a sparse file
+ * and writes pages through the mapping: on a full disk, the first write into
+ * a hole would kill the process with SIGBUS instead of failing a transaction.
+ * Reserving the file's blocks up to size before the map reaches it turns that
+ * into a failed growth (RK_ESTORE: the request is answered degraded). File
+ * systems that cannot reserve keep the sparse file. */
+static int reserve_blocks(rk_store *s, size_t size)
+{
+    mdb_filehandle_t fd;
+    if (!s->cfg.writemap || mdb_env_get_fd(s->env, &fd) != 0)
+        return 0;
+    if (fallocate(fd, 0, 0, (off_t)size) == 0 || errno == EOPNOTSUPP || errno == ENOSYS)
+        return 0;
+    atomic_fetch_add(&s->n_errors, 1);
+    rk_log_error("state: cannot reserve %zu bytes of disk for the map in %s: %s", size, s->dir,
+                 strerror(errno));
+    return RK_ESTORE;
+}
+
 /* With maplock held exclusively: doubles the map (grow) or adopts a size
  * another process set (adopt = MDB_MAP_RESIZED). */
 static int resize_locked(rk_store *s, bool adopt, size_t seen)
@@ -125,7 +171,10 @@ static int resize_locked(rk_store *s, bool adopt, size_t seen)
         return RK_ESTORE;
     }
     size_t want = s->map_size > max / 2 ? max : s->map_size * 2;
-    int rc = mdb_env_set_mapsize(s->env, want);
+    int rc = reserve_blocks(s, want);
+    if (rc != 0)
+        return rc;
+    rc = mdb_env_set_mapsize(s->env, want);
     if (rc != 0)
         return rk_store_mdb_fail(s, rc, "growing the map");
     refresh_map_size(s);
@@ -157,6 +206,8 @@ static int maybe_grow(rk_store *s)
         return 0;
     size_t used = ((size_t)info.me_last_pgno + 1) * s->psize;
     size_t head = s->map_size / 100 * (size_t)s->cfg.grow_headroom_pct;
+    if (head < 2 * s->batch_growth)
+        head = 2 * s->batch_growth;
     if (used + head <= s->map_size || s->map_size >= s->cfg.map_max)
         return 0;
     return resize(s, false);
@@ -167,6 +218,7 @@ static int maybe_grow(rk_store *s)
 static int begin_txn(rk_store_worker *w)
 {
     rk_store *s = w->s;
+    w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL; /* went with the last txn */
     for (int i = 0; i < 3; i++) {
         int rc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
         if (rc == 0)
@@ -309,6 +361,11 @@ static int check_config(rk_store_config *c)
         c->sweep_batch <= 0 || c->max_readers <= 0 || c->grow_headroom_pct < 0 ||
         c->grow_headroom_pct > 50) {
         rk_log_error("state: invalid store configuration (intervals, TTLs, batch, readers)");
+        return RK_EINVAL;
+    }
+    if (c->batch < 0 || (c->batch > 1 && c->durability == RK_DUR_STRICT)) {
+        rk_log_error("state: batch must be 0 or more, and 0 or 1 with strict durability "
+                     "(a batched request is not committed when it is answered)");
         return RK_EINVAL;
     }
     size_t page = 4096;
@@ -467,18 +524,24 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         mdb_env_stat(s->env, &st);
         s->psize = st.ms_psize;
         refresh_map_size(s);
-        rc = open_dbs(s);
+        rc = reserve_blocks(s, s->map_size);
     }
     if (rc == 0)
-        rc = rk_store_worker_new(s, &s->sweep_w);
-    if (rc == 0) {
+        rc = open_dbs(s);
+    if (rc == 0)
+        rc = worker_create(s, 1, &s->sweep_w);
+    if (rc == 0)
         s->sweep_w->nowait = true;
+    /* A batching store is private and temporary, and its open batch belongs
+     * to one thread: no flush thread, and no sweeper (rk_store_sweep from
+     * that thread still works). */
+    if (rc == 0 && s->cfg.batch <= 1) {
         if (pthread_create(&s->syncer, NULL, sync_main, s) != 0)
             rc = RK_ENOMEM;
         else
             s->syncer_on = true;
     }
-    if (rc == 0 && s->cfg.sweep_interval_ms > 0) {
+    if (rc == 0 && s->cfg.sweep_interval_ms > 0 && s->cfg.batch <= 1) {
         if (pthread_create(&s->sweeper, NULL, sweep_main, s) != 0)
             rc = RK_ENOMEM;
         else
@@ -490,7 +553,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
     }
     rk_log_info("state: store open in %s (%s durability, map %zu bytes%s)", s->dir,
                 rk_durability_name(s->cfg.durability), s->map_size,
-                s->cfg.writemap ? ", writemap" : "");
+                s->cfg.batch > 1 ? ", private, batched" : s->cfg.writemap ? ", writemap" : "");
     *out = s;
     return 0;
 }
@@ -499,6 +562,8 @@ void rk_store_close(rk_store *s)
 {
     if (!s)
         return;
+    if (s->batch_w && rk_store_flush(s) != 0)
+        rk_log_error("state: the last batch could not be committed");
     pthread_mutex_lock(&s->sync_mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->sync_wake);
@@ -512,7 +577,7 @@ void rk_store_close(rk_store *s)
         pthread_join(s->sweeper, NULL);
     rk_store_worker_free(s->sweep_w);
     if (s->env) {
-        if (mdb_env_sync(s->env, 1) != 0)
+        if (s->cfg.batch <= 1 && mdb_env_sync(s->env, 1) != 0)
             rk_log_error("state: final fsync failed");
         mdb_env_close(s->env);
     }
@@ -530,15 +595,20 @@ void rk_store_close(rk_store *s)
 
 /* ---- workers and write transactions -------------------------------------- */
 
-int rk_store_worker_new(rk_store *s, rk_store_worker **out)
+/* A worker committing every batch_max-th request (1: every one). */
+static int worker_create(rk_store *s, int batch_max, rk_store_worker **out)
 {
     rk_store_worker *w = calloc(1, sizeof *w);
     if (!w)
         return RK_ENOMEM;
     w->s = s;
+    w->batch_max = batch_max;
     w->rec = malloc(RK_REC_MAX + RK_REPLY_MAX);
+    w->grec = malloc(RK_GREC_MAX);
     w->reply = malloc(RK_REPLY_MAX);
-    if (!w->rec || !w->reply) {
+    if (batch_max > 1)
+        w->redo = malloc(RK_REDO_CAP);
+    if (!w->rec || !w->grec || !w->reply || (batch_max > 1 && !w->redo)) {
         rk_store_worker_free(w);
         return RK_ENOMEM;
     }
@@ -546,14 +616,23 @@ int rk_store_worker_new(rk_store *s, rk_store_worker **out)
     return 0;
 }
 
+int rk_store_worker_new(rk_store *s, rk_store_worker **out)
+{
+    return worker_create(s, s->cfg.batch > 1 ? s->cfg.batch : 1, out);
+}
+
 void rk_store_worker_free(rk_store_worker *w)
 {
     if (!w)
         return;
-    if (w->locked)
+    if (w->in_req)
         rk_store_abort(w);
+    if (w->locked && commit_now(w) != 0) /* an open batch: keep what it answered */
+        rk_log_error("state: the last batch could not be committed");
     free(w->rec);
+    free(w->grec);
     free(w->reply);
+    free(w->redo);
     free(w);
 }
 
@@ -571,40 +650,54 @@ static void unlock_worker(rk_store_worker *w)
     }
 }
 
+/* Ends w's hold on the store after its transaction is gone: the batch, if
+ * any, is over. */
+static void release(rk_store_worker *w)
+{
+    w->in_req = false;
+    w->batch_n = 0;
+    w->redo_done = w->redo_used = 0;
+    if (w->s->batch_w == w)
+        w->s->batch_w = NULL;
+    unlock_worker(w);
+}
+
 int rk_store_begin(rk_store_worker *w, int64_t now_ms)
 {
-    if (w->locked)
+    if (w->in_req)
         return RK_EINVAL;
-    rk_store *s = w->s;
-    pthread_mutex_lock(&s->gate);
-    pthread_rwlock_rdlock(&s->maplock);
-    w->locked = true;
     w->now_ms = now_ms;
     w->nops = 0;
     w->oparg_used = 0;
     w->log_full = false;
     w->nfb = 0;
+    w->redo_overflow = false;
+    if (w->locked) { /* an open batch: this request joins it */
+        w->in_req = true;
+        return 0;
+    }
+    rk_store *s = w->s;
+    pthread_mutex_lock(&s->gate);
+    pthread_rwlock_rdlock(&s->maplock);
+    w->locked = true;
     w->dirty = false;
+    w->batch_n = 0;
+    w->redo_done = w->redo_used = 0;
     int rc = maybe_grow(s);
     if (rc == 0)
         rc = begin_txn(w);
     if (rc != 0) {
-        unlock_worker(w);
+        release(w);
         return rc < 0 ? rc : RK_ESTORE;
     }
-    return 0;
-}
-
-void rk_store_abort(rk_store_worker *w)
-{
-    if (!w->locked)
-        return;
-    if (w->txn) {
-        mdb_txn_abort(w->txn);
-        w->txn = NULL;
+    if (w->batch_max > 1) {
+        MDB_envinfo info;
+        w->batch_used0 = mdb_env_info(s->env, &info) == 0
+                             ? ((size_t)info.me_last_pgno + 1) * s->psize
+                             : 0;
     }
-    atomic_fetch_add(&w->s->n_aborts, 1);
-    unlock_worker(w);
+    w->in_req = true;
+    return 0;
 }
 
 static bool hard_failure(int rc)
@@ -612,14 +705,128 @@ static bool hard_failure(int rc)
     return rc == RK_ESTORE || rc == RK_ENOMEM || rc == RK_ECORRUPT;
 }
 
-/* After MDB_MAP_FULL (w->txn aborted or already gone): grows the map and runs
- * the logged operations again in a new transaction. Returns 0 with *last set
- * to the last operation's result (soft results such as RK_ENOTFOUND recur
- * exactly as the first time), or a hard error with the transaction gone. */
-static int regrow_and_rerun(rk_store_worker *w, int *last)
+/* ---- the redo log of a batch --------------------------------------------- */
+
+enum { REDO_PUT = 1, REDO_DEL = 2 };
+
+typedef struct redo_hdr {
+    uint32_t dbi;  /* database */
+    uint16_t op;   /* REDO_PUT or REDO_DEL */
+    uint16_t klen; /* key bytes that follow */
+    uint32_t vlen; /* then value bytes (puts) */
+} redo_hdr;
+
+static void redo_append(rk_store_worker *w, int op, MDB_dbi dbi, const MDB_val *k,
+                        const MDB_val *v)
+{
+    size_t vlen = v ? v->mv_size : 0;
+    size_t need = sizeof(redo_hdr) + k->mv_size + vlen;
+    if (w->redo_overflow || k->mv_size > UINT16_MAX || need > RK_REDO_CAP - w->redo_used) {
+        w->redo_overflow = true; /* this request commits the batch; see rk_store_commit */
+        return;
+    }
+    redo_hdr h = {(uint32_t)dbi, (uint16_t)op, (uint16_t)k->mv_size, (uint32_t)vlen};
+    uint8_t *p = w->redo + w->redo_used;
+    memcpy(p, &h, sizeof h);
+    memcpy(p + sizeof h, k->mv_data, k->mv_size);
+    if (vlen)
+        memcpy(p + sizeof h + k->mv_size, v->mv_data, vlen);
+    w->redo_used += need;
+}
+
+/* Writes again, in w's (fresh) transaction, what the batch's completed
+ * requests wrote. 0, RK_ST_MAPFULL or RK_ESTORE. */
+static int redo_replay(rk_store_worker *w)
+{
+    for (size_t at = 0; at < w->redo_done;) {
+        redo_hdr h;
+        memcpy(&h, w->redo + at, sizeof h);
+        MDB_val k = {h.klen, w->redo + at + sizeof h};
+        MDB_val v = {h.vlen, w->redo + at + sizeof h + h.klen};
+        int rc = h.op == REDO_PUT ? mdb_put(w->txn, h.dbi, &k, &v, 0)
+                                  : mdb_del(w->txn, h.dbi, &k, NULL);
+        if (rc != 0 && !(rc == MDB_NOTFOUND && h.op == REDO_DEL))
+            return rk_store_mdb_fail(w->s, rc, "rebuilding a batch");
+        at += sizeof h + h.klen + h.vlen;
+    }
+    return 0;
+}
+
+/* The worker's cursor `which` in its transaction, opened on first use. */
+static int cursor(rk_store_worker *w, int which, MDB_cursor **out)
+{
+    if (!w->cur[which]) {
+        MDB_dbi dbi = which == RK_CUR_COUNTERS ? w->s->db_counters : w->s->db_recent;
+        int rc = mdb_cursor_open(w->txn, dbi, &w->cur[which]);
+        if (rc != 0) {
+            w->cur[which] = NULL;
+            return rk_store_mdb_fail(w->s, rc, "opening a cursor");
+        }
+    }
+    *out = w->cur[which];
+    return 0;
+}
+
+int rk_store_get(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what)
+{
+    MDB_cursor *c;
+    int rc = cursor(w, which, &c);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(c, k, v, MDB_SET);
+    if (rc == MDB_NOTFOUND)
+        return RK_ENOTFOUND;
+    return rc ? rk_store_mdb_fail(w->s, rc, what) : 0;
+}
+
+int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what)
+{
+    MDB_cursor *c;
+    int rc = cursor(w, which, &c);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_cursor_put(c, k, v, 0)) != 0)
+        return rk_store_mdb_fail(w->s, rc, what);
+    if (w->redo)
+        redo_append(w, REDO_PUT, mdb_cursor_dbi(c), k, v);
+    return 0;
+}
+
+int rk_store_put(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, const char *what)
+{
+    int rc = mdb_put(w->txn, dbi, k, v, 0);
+    if (rc != 0)
+        return rk_store_mdb_fail(w->s, rc, what);
+    if (w->redo)
+        redo_append(w, REDO_PUT, dbi, k, v);
+    return 0;
+}
+
+int rk_store_del(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, const char *what)
+{
+    int rc = mdb_del(w->txn, dbi, k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return RK_ENOTFOUND;
+    if (rc != 0)
+        return rk_store_mdb_fail(w->s, rc, what);
+    if (w->redo)
+        redo_append(w, REDO_DEL, dbi, k, NULL);
+    return 0;
+}
+
+/* ---- restarting a transaction -------------------------------------------- */
+
+/* Abandons w's LMDB transaction (if it is still there) and starts a fresh
+ * one holding what the open batch's completed requests wrote (nothing
+ * without a batch). With grow, or when the rebuild fills the map, the map is
+ * grown first. With rerun, the current request's logged operations then run
+ * again and *last gets the last one's result (soft results such as
+ * RK_ENOTFOUND recur exactly as the first time). Returns 0 or a hard error
+ * with the transaction gone. */
+static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
 {
     rk_store *s = w->s;
-    if (w->log_full) {
+    if (rerun && w->log_full) {
         rk_log_error("state: map full in a transaction too large to re-run");
         return RK_ESTORE;
     }
@@ -628,14 +835,24 @@ static int regrow_and_rerun(rk_store_worker *w, int *last)
             mdb_txn_abort(w->txn);
             w->txn = NULL;
         }
-        int rc = resize(s, false);
+        int rc = grow ? resize(s, false) : 0;
         if (rc == 0)
             rc = begin_txn(w);
         if (rc != 0)
             return rc < 0 ? rc : RK_ESTORE;
-        atomic_fetch_add(&s->n_replays, 1);
+        if (grow)
+            atomic_fetch_add(&s->n_replays, 1);
+        grow = true; /* any further attempt is because the map filled */
+        rc = w->redo ? redo_replay(w) : 0;
+        if (rc == RK_ST_MAPFULL)
+            continue;
+        if (rc != 0)
+            return rc;
+        w->redo_used = w->redo_done;
+        w->redo_overflow = false;
+        if (!rerun)
+            return 0;
         w->nfb = 0;
-        rc = 0;
         for (int i = 0; i < w->nops; i++) {
             rc = w->ops[i].fn(w, w->oparg + w->ops[i].off);
             if (rc == RK_ST_MAPFULL || hard_failure(rc))
@@ -652,9 +869,30 @@ static int regrow_and_rerun(rk_store_worker *w, int *last)
     return RK_ESTORE;
 }
 
+void rk_store_abort(rk_store_worker *w)
+{
+    if (!w->in_req)
+        return;
+    w->in_req = false;
+    atomic_fetch_add(&w->s->n_aborts, 1);
+    if (w->batch_n > 0) {
+        /* keep the batch's earlier requests: rebuild them without this one */
+        if (restart(w, false, false, NULL) == 0) {
+            w->nops = 0;
+            return;
+        }
+        rk_log_error("state: lost the %d uncommitted requests of a batch", w->batch_n);
+    }
+    if (w->txn) {
+        mdb_txn_abort(w->txn);
+        w->txn = NULL;
+    }
+    release(w);
+}
+
 int rk_store_op(rk_store_worker *w, rk_op_fn fn, const void *arg, size_t argsize)
 {
-    if (!w->txn)
+    if (!w->in_req || !w->txn)
         return RK_EINVAL;
     void *a = (void *)arg;
     size_t off = (w->oparg_used + 15) & ~(size_t)15;
@@ -669,7 +907,7 @@ int rk_store_op(rk_store_worker *w, rk_op_fn fn, const void *arg, size_t argsize
     w->dirty = true;
     int rc = fn(w, a);
     if (rc == RK_ST_MAPFULL) {
-        int hard = regrow_and_rerun(w, &rc);
+        int hard = restart(w, true, true, &rc);
         if (hard != 0)
             rc = hard;
     }
@@ -693,12 +931,14 @@ static int wait_durable(rk_store *s, uint64_t seq)
     return rc;
 }
 
-int rk_store_commit(rk_store_worker *w)
+/* Commits w's LMDB transaction: the current request (if any) and the batch
+ * before it. After MDB_MAP_FULL the map grows and the transaction is rebuilt
+ * (the batch from its redo log, the current request from its op log). */
+static int commit_now(rk_store_worker *w)
 {
-    if (!w->locked)
-        return RK_EINVAL;
     rk_store *s = w->s;
     int rc = 0;
+    w->in_req = false;
     for (;;) {
         if (!w->txn) {
             rc = RK_ESTORE;
@@ -712,23 +952,59 @@ int rk_store_commit(rk_store_worker *w)
         if (rc != RK_ST_MAPFULL)
             break;
         int last;
-        if ((rc = regrow_and_rerun(w, &last)) != 0)
+        if ((rc = restart(w, true, true, &last)) != 0)
             break;
     }
     if (rc != 0) {
         atomic_fetch_add(&s->n_aborts, 1);
-        unlock_worker(w);
+        release(w);
         return rc < 0 ? rc : RK_ESTORE;
+    }
+    if (w->batch_max > 1) { /* what the next batch is given as headroom */
+        MDB_envinfo info;
+        size_t used = mdb_env_info(s->env, &info) == 0
+                          ? ((size_t)info.me_last_pgno + 1) * s->psize
+                          : 0;
+        s->batch_growth = used > w->batch_used0 ? used - w->batch_used0 : 0;
     }
     pthread_mutex_lock(&s->sync_mu);
     uint64_t seq = w->dirty ? ++s->commit_seq : s->commit_seq;
     pthread_mutex_unlock(&s->sync_mu);
     w->last_seq = seq;
     atomic_fetch_add(&s->n_commits, 1);
-    unlock_worker(w);
+    release(w);
     if (s->cfg.durability == RK_DUR_STRICT && !w->nowait)
         return wait_durable(s, seq);
     return 0;
+}
+
+int rk_store_commit(rk_store_worker *w)
+{
+    if (!w->in_req)
+        return RK_EINVAL;
+    if (w->batch_max > 1 && w->txn && !w->redo_overflow && w->batch_n + 1 < w->batch_max &&
+        w->redo_used <= RK_BATCH_BYTES) {
+        /* the request joins the open batch: its writes are now part of what
+         * a rebuild replays, and its operations need no re-running */
+        w->batch_n++;
+        w->redo_done = w->redo_used;
+        w->nops = 0;
+        w->in_req = false;
+        w->s->batch_w = w;
+        return 0;
+    }
+    return commit_now(w);
+}
+
+int rk_store_flush(rk_store *s)
+{
+    rk_store_worker *w = s->batch_w;
+    if (!w)
+        return 0;
+    if (w->in_req)
+        return RK_EINVAL;
+    w->nops = 0; /* nothing of a request to re-run: the batch is all in the redo log */
+    return commit_now(w);
 }
 
 /* ---- stats and backup ---------------------------------------------------- */

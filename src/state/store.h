@@ -20,7 +20,16 @@
  * state call inside a transaction must therefore stay valid until commit or
  * abort returns.
  *
- * After any failed call inside a transaction, call rk_store_abort. */
+ * After any failed call inside a transaction, call rk_store_abort.
+ *
+ * Private stores (backtests) may batch: with rk_store_config.batch = N > 1,
+ * rk_store_commit really commits only every N-th request and otherwise leaves
+ * the transaction open for the next rk_store_begin on the same worker, which
+ * sees everything the batch did. rk_store_abort still undoes only its own
+ * request. A batching store is for one worker on one thread: other workers
+ * wait until the batch is committed, which happens at the N-th commit, at
+ * rk_store_flush, rk_store_sweep, rk_store_worker_free or rk_store_close,
+ * all of which must be called from that thread. */
 #ifndef RK_STATE_STORE_H
 #define RK_STATE_STORE_H
 
@@ -48,7 +57,11 @@ typedef struct rk_store_config {
     int64_t sweep_interval_ms;  /* background sweeper period; default 60000; 0 = no thread (call rk_store_sweep) */
     int sweep_batch;            /* deletions per sweeper write txn; default 256 */
     int max_readers;            /* LMDB reader slots (stats, backups); default 126 */
-    bool writemap;              /* MDB_WRITEMAP: about 2x cheaper commits, less protection from wild pointer writes; default false */
+    bool writemap;              /* MDB_WRITEMAP: commits write into the map instead of pwrite(2)ing
+                                   copies; kill -9 safe like the default, see docs/operations.md; default true */
+    int batch;                  /* private stores (backtest): rk_store_commit really commits every `batch`
+                                   requests (and rk_store_flush / close); 0 or 1 = every request (default).
+                                   Periodic durability only; no sync thread, no final fsync */
 } rk_store_config;
 
 /* Fills c with the defaults above (dir = NULL). */
@@ -66,9 +79,15 @@ int rk_durability_from_name(const char *name);
  * RK_ESTORE (LMDB error, logged), RK_ENOMEM. */
 int rk_store_open(const rk_store_config *c, rk_store **out);
 
-/* Stops the threads, flushes to disk and closes. No worker may be inside a
- * transaction. s may be NULL. */
+/* Commits an open batch, stops the threads, flushes to disk (not a batching
+ * store: it is private) and closes. No worker may be inside a request. s may
+ * be NULL. */
 void rk_store_close(rk_store *s);
+
+/* Commits the open batch of a batching store (batch > 1), if any; call it
+ * from the thread that runs the batching worker, between requests. 0 (also
+ * when nothing is open), RK_EINVAL (called inside a request), RK_ESTORE. */
+int rk_store_flush(rk_store *s);
 
 /* fsyncs everything committed so far. RK_ESTORE on failure. */
 int rk_store_sync(rk_store *s);
@@ -86,11 +105,14 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms);
 /* Commits. In strict mode, returns only after an fsync covering this commit
  * (and every earlier one) has completed, so a reply sent afterwards describes
  * durable state; call it (not abort) after a replay too, so the replayed
- * decision is durable before it is answered. RK_ESTORE (the transaction is
- * gone either way). */
+ * decision is durable before it is answered. In a batching store, the
+ * request joins the open batch instead, except every batch-th one (or one
+ * whose batch grew too large to rebuild), which commits them all.
+ * RK_ESTORE (the transaction is gone either way). */
 int rk_store_commit(rk_store_worker *w);
 
-/* Abandons the transaction; nothing it did is kept. Safe without one. */
+/* Abandons the request; nothing it did is kept (earlier requests of an open
+ * batch are). Safe without one. */
 void rk_store_abort(rk_store_worker *w);
 
 /* The wall-clock time given to rk_store_begin. */

@@ -1,6 +1,7 @@
 /* Internals of the state store shared by its .c files (and white-box tests):
- * the store and worker layouts, and the operation log that lets a transaction
- * be re-run after the map is grown. Not for use outside src/state and tests. */
+ * the store and worker layouts, the operation log that lets a transaction be
+ * re-run after the map is grown, and the redo log that lets a batch of
+ * requests be rebuilt. Not for use outside src/state and tests. */
 #ifndef RK_STATE_STORE_INT_H
 #define RK_STATE_STORE_INT_H
 
@@ -19,8 +20,11 @@
 
 #define RK_OPS_MAX 64          /* logged operations per transaction */
 #define RK_OPARG_MAX 4096      /* bytes of logged operation arguments */
-#define RK_REC_MAX (8 * 1024)  /* largest counter record */
-#define RK_FORMAT_VERSION 1u   /* meta "format": bump on incompatible layout changes */
+#define RK_REC_MAX (8 * 1024)  /* largest decided-transaction record, less its reply */
+#define RK_FORMAT_VERSION 2u   /* meta "format": bump on incompatible layout changes
+                                  (2: grouped counter records, SipHash-128 keys) */
+#define RK_REDO_CAP ((size_t)4 << 20)     /* redo log of a batching worker, bytes */
+#define RK_BATCH_BYTES ((size_t)1 << 20)  /* a batch ends once its redo log passes this */
 
 /* An operation inside a write transaction: reads its arguments from arg (a
  * copy kept in the worker's log), may be run again with the same arg after a
@@ -59,6 +63,9 @@ struct rk_store {
     bool sweeper_on;              /* the sweeper thread was started */
     pthread_t sweeper;            /* the sweeper thread */
     rk_store_worker *sweep_w;           /* the sweeper's own worker */
+    rk_store_worker *batch_w;     /* the worker holding an open batch (batch > 1), or NULL */
+    size_t batch_growth;          /* bytes the last batch added to the used pages: the
+                                     headroom the next one is given before it starts */
 
     atomic_uint_fast64_t n_commits;      /* stats: see rk_store_stats */
     atomic_uint_fast64_t n_aborts;       /* stats */
@@ -78,25 +85,42 @@ typedef struct rk_oplog_entry {
     uint32_t len;  /* and size */
 } rk_oplog_entry;
 
+enum {
+    RK_CUR_COUNTERS, /* the worker's cursor on the counters database */
+    RK_CUR_RECENT,   /* and on the decided transactions */
+    RK_CUR_N,
+};
+
 struct rk_store_worker {
     rk_store *s;                  /* the store (not owned) */
     MDB_txn *txn;                 /* the open write txn, or NULL */
-    bool locked;                  /* holds gate + maplock (shared) */
+    MDB_cursor *cur[RK_CUR_N];    /* cursors in txn, opened on first use; LMDB frees them with it */
+    bool locked;                  /* holds gate + maplock (shared): from begin to the real commit */
+    bool in_req;                  /* between rk_store_begin and its commit/abort */
     bool nowait;                  /* commit does not wait for strict durability (sweeper) */
     bool dirty;                   /* an operation wrote in this txn (it gets a new commit sequence) */
     int64_t now_ms;               /* wall clock given to rk_store_begin */
     uint64_t last_seq;            /* commit sequence of this worker's last commit */
 
-    rk_oplog_entry ops[RK_OPS_MAX];          /* operations run in this txn, for re-running */
+    rk_oplog_entry ops[RK_OPS_MAX];          /* operations of the current request, for re-running */
     int nops;                                /* entries used */
     bool log_full;                           /* an op could not be logged: a MAP_FULL becomes an error */
     _Alignas(16) unsigned char oparg[RK_OPARG_MAX]; /* their arguments */
     size_t oparg_used;                       /* bytes used in oparg */
 
+    int batch_max;                /* requests per real commit (1: every commit is real) */
+    int batch_n;                  /* requests completed in the open batch */
+    size_t batch_used0;           /* used bytes of the map when the batch began */
+    uint8_t *redo;                /* batch_max > 1: every put/del of the open batch, in order */
+    size_t redo_done;             /* bytes of it written by the batch's completed requests */
+    size_t redo_used;             /* and by the current request too */
+    bool redo_overflow;           /* the current request's writes did not all fit */
+
     rk_fbkey fb[RK_FBKEY_MAX];    /* feedback keys gathered for the next record */
     int nfb;                      /* entries used */
     rk_fbkey fbread[RK_FBKEY_MAX];/* keys returned by rk_recent_feedback */
-    uint8_t *rec;                 /* scratch for building a record (RK_REC_MAX + RK_REPLY_MAX) */
+    uint8_t *rec;                 /* scratch for building a decided record (RK_REC_MAX + RK_REPLY_MAX) */
+    uint8_t *grec;                /* scratch for building a counter record (RK_GREC_MAX) */
     uint8_t *reply;               /* scratch for a replayed reply (RK_REPLY_MAX) */
 };
 
@@ -109,15 +133,40 @@ int rk_store_op(rk_store_worker *w, rk_op_fn fn, const void *arg, size_t argsize
  * the mdb_strerror text with what failed. */
 int rk_store_mdb_fail(rk_store *s, int rc, const char *what);
 
+/* mdb_put (flags 0) and mdb_del in w's transaction, for operations: besides
+ * writing, they keep the batch's redo log. 0, RK_ST_MAPFULL or RK_ESTORE
+ * (logged with what); rk_store_del returns RK_ENOTFOUND when there was no
+ * such key. */
+int rk_store_put(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, const char *what);
+
+/* A get and a put through the worker's cursor `which` (RK_CUR_*): a put of
+ * the key the last get looked up finds its leaf page without descending the
+ * B-tree again, which is most of what a get costs in a large store (each
+ * level is a cache and TLB miss). rk_store_get returns 0 (v points into the
+ * map until the next write), RK_ENOTFOUND or RK_ESTORE; rk_store_put_at as
+ * rk_store_put. */
+int rk_store_get(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what);
+int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what);
+int rk_store_del(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, const char *what);
+
 /* Opens a read-only snapshot outside any write txn (holds maplock shared
  * until rk_store_read_end). RK_ESTORE. */
 int rk_store_read_begin(rk_store *s, MDB_txn **txn);
 void rk_store_read_end(rk_store *s, MDB_txn *txn);
 
-/* Counter-record sweeping predicate (counters.c): whether the record in v has
- * no bucket left in the window ending at wall time now_ms. Undecodable
- * records count as idle. */
-bool rk_counters_record_idle(const void *v, size_t len, int64_t now_ms);
+enum {
+    RK_SWEEP_KEEP,    /* nothing to drop */
+    RK_SWEEP_REWRITE, /* write back the smaller record built in out */
+    RK_SWEEP_DELETE,  /* drop the whole record */
+};
+
+/* Counter-record sweeping (counters.c): drops from the group record in v the
+ * counter states with no bucket left in the window ending at wall time
+ * now_ms (undecodable ones too). Returns an RK_SWEEP_* action; for REWRITE
+ * the new record is in out (room for RK_GREC_MAX bytes), *out_len bytes.
+ * *dropped gets the number of states dropped. */
+int rk_counters_record_sweep(const void *v, size_t len, int64_t now_ms, void *out,
+                             size_t *out_len, uint64_t *dropped);
 
 /* Sweeper predicates for the other databases (recent.c, dlist.c). */
 bool rk_recent_record_expired(const void *v, size_t len, int64_t now_ms, int64_t ttl_ms);

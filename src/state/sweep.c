@@ -1,16 +1,18 @@
 /* The sweeper: deletes what no request will read again.
  *
- *   counters  records whose newest bucket has left their window (the record
- *             says its own bucket width and ring size, so records of counters
- *             no longer defined, or defined differently, are swept too);
+ *   counters  counter states whose newest bucket has left their window (each
+ *             state says its own bucket width and ring size, so states of
+ *             counters no longer defined, or defined differently, go too): a
+ *             group record loses its idle states and is deleted with its last;
  *   lists     entries past their expiry;
  *   recent    decided transactions older than recent_ttl_ms.
  *
  * A pass walks each database in key order in small write transactions: each
- * examines at most SCAN_MAX records and deletes at most sweep_batch, then
- * commits and lets requests run before the next one resumes after the last key
- * examined. Requests wait at most one batch (a few hundred microseconds to a
- * few milliseconds). One pass runs at a time, on the store's own worker. */
+ * examines at most SCAN_MAX records and changes (rewrites or deletes) at most
+ * sweep_batch, then commits and lets requests run before the next one resumes
+ * after the last key examined. Requests wait at most one batch (a few hundred
+ * microseconds to a few milliseconds). One pass runs at a time, on the store's
+ * own worker. */
 #include <string.h>
 
 #include "lib/err.h"
@@ -25,7 +27,8 @@ typedef struct batch_out {
     uint8_t next[SWEEP_KEY_MAX]; /* where the next batch starts */
     size_t nlen;                 /* its length */
     bool done;                   /* the database has been walked to its end */
-    uint64_t deleted;            /* deletions in this batch */
+    uint64_t changed;            /* records rewritten or deleted in this batch */
+    uint64_t deleted;            /* entries dropped: list entries, decided records, counter states */
 } batch_out;
 
 typedef struct batch_arg {
@@ -36,16 +39,24 @@ typedef struct batch_arg {
     batch_out *out;                 /* results */
 } batch_arg;
 
-static bool is_dead(rk_store *s, int db, const MDB_val *v, int64_t now)
+/* What to do with one record: an RK_SWEEP_* action, and in *dropped how many
+ * entries that drops (for a REWRITE, the new record is in w->grec, *nlen). */
+static int judge(rk_store_worker *w, int db, const MDB_val *v, int64_t now, size_t *nlen,
+                 uint64_t *dropped)
 {
+    bool dead;
     switch (db) {
     case DB_COUNTERS:
-        return rk_counters_record_idle(v->mv_data, v->mv_size, now);
+        return rk_counters_record_sweep(v->mv_data, v->mv_size, now, w->grec, nlen, dropped);
     case DB_LISTS:
-        return rk_dlist_entry_expired(v->mv_data, v->mv_size, now);
+        dead = rk_dlist_entry_expired(v->mv_data, v->mv_size, now);
+        break;
     default:
-        return rk_recent_record_expired(v->mv_data, v->mv_size, now, s->cfg.recent_ttl_ms);
+        dead = rk_recent_record_expired(v->mv_data, v->mv_size, now, w->s->cfg.recent_ttl_ms);
+        break;
     }
+    *dropped = dead;
+    return dead ? RK_SWEEP_DELETE : RK_SWEEP_KEEP;
 }
 
 static int batch_op(rk_store_worker *w, void *arg)
@@ -60,22 +71,40 @@ static int batch_op(rk_store_worker *w, void *arg)
     if (rc != 0)
         return rk_store_mdb_fail(s, rc, "sweeper cursor");
     batch_out *o = a->out;
+    o->changed = 0;
     o->deleted = 0;
     o->done = false;
     o->nlen = 0;
     MDB_val k = {a->slen, a->start}, v;
     rc = mdb_cursor_get(cur, &k, &v, a->slen ? MDB_SET_RANGE : MDB_FIRST);
     for (int seen = 0; rc == 0; seen++) {
-        if (seen == SCAN_MAX || o->deleted == (uint64_t)s->cfg.sweep_batch) {
+        if (seen == SCAN_MAX || o->changed == (uint64_t)s->cfg.sweep_batch) {
             /* stop here; the next batch starts at this key */
             o->nlen = k.mv_size <= SWEEP_KEY_MAX ? k.mv_size : 0;
             memcpy(o->next, k.mv_data, o->nlen);
             break;
         }
-        if (is_dead(s, a->db, &v, a->now_ms)) {
-            if ((rc = mdb_cursor_del(cur, 0)) != 0)
-                break;
-            o->deleted++;
+        size_t nlen = 0;
+        uint64_t dropped = 0;
+        int act = judge(w, a->db, &v, a->now_ms, &nlen, &dropped);
+        if (act == RK_SWEEP_DELETE) {
+            rc = mdb_cursor_del(cur, 0);
+        } else if (act == RK_SWEEP_REWRITE) {
+            /* the key must not point into the page the put rearranges */
+            uint8_t kcopy[SWEEP_KEY_MAX];
+            MDB_val kc = {k.mv_size, kcopy}, nv = {nlen, w->grec};
+            if (k.mv_size > sizeof kcopy)
+                rc = MDB_BAD_VALSIZE; /* counter keys are 24 bytes: cannot happen */
+            else {
+                memcpy(kcopy, k.mv_data, k.mv_size);
+                rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
+            }
+        }
+        if (rc != 0)
+            break;
+        if (act != RK_SWEEP_KEEP) {
+            o->changed++;
+            o->deleted += dropped;
         }
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -93,7 +122,7 @@ int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out)
     uint64_t *per_db[DB_N] = {&res.counters, &res.lists, &res.recent};
     atomic_uint_fast64_t *stat[DB_N] = {&s->n_swept_counters, &s->n_swept_lists,
                                         &s->n_swept_recent};
-    int rc = 0;
+    int rc = rk_store_flush(s); /* a batching worker's open batch (same thread) first */
     pthread_mutex_lock(&s->sweep_run);
     for (int db = 0; db < DB_N && rc == 0; db++) {
         batch_arg a = {.db = db, .now_ms = now_ms};

@@ -46,6 +46,10 @@ int64_t rk_window_first(const rk_window *w, int64_t end)
     return end - w->nslots + 1;
 }
 
+/* The loops below walk the ring with a wrapping index rather than taking
+ * rk_window_slot (a 64-bit division) per bucket: a request reads every
+ * count and sum counter's whole window, and the divisions were most of it. */
+
 void rk_window_advance_i64(const rk_window *w, int64_t *slots, int64_t newest, int64_t b)
 {
     if (b - newest >= w->nslots) {
@@ -53,8 +57,12 @@ void rk_window_advance_i64(const rk_window *w, int64_t *slots, int64_t newest, i
             slots[i] = 0;
         return;
     }
-    for (int64_t k = newest + 1; k <= b; k++)
-        slots[rk_window_slot(w, k)] = 0;
+    int s = rk_window_slot(w, newest);
+    for (int64_t k = newest + 1; k <= b; k++) {
+        if (++s == w->nslots)
+            s = 0;
+        slots[s] = 0;
+    }
 }
 
 int64_t rk_sat_add(int64_t a, int64_t b)
@@ -74,7 +82,11 @@ int64_t rk_window_sum_i64(const rk_window *w, const int64_t *slots, int64_t newe
     if (first < lo)
         first = lo;
     int64_t sum = 0;
-    for (int64_t k = first; k <= newest; k++)
-        sum = rk_sat_add(sum, slots[rk_window_slot(w, k)]);
+    int s = rk_window_slot(w, first);
+    for (int64_t k = first; k <= newest; k++) {
+        sum = rk_sat_add(sum, slots[s]);
+        if (++s == w->nslots)
+            s = 0;
+    }
     return sum;
 }
