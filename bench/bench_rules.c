@@ -25,19 +25,20 @@
 int main(int argc, char **argv)
 {
     const char *rules = "rules/default.yaml";
-    int json = 0, iters = 200000, writemap = 0;
+    int json = 0, iters = 200000, writemap = 1;
     static const struct option lo[] = {{"rules", 1, 0, 'r'},    {"iters", 1, 0, 'i'},
-                                       {"writemap", 0, 0, 'w'}, {"json", 0, 0, 'j'},
+                                       {"no-writemap", 0, 0, 'w'}, {"json", 0, 0, 'j'},
                                        {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
         switch (c) {
         case 'r': rules = optarg; break;
         case 'i': iters = atoi(optarg); break;
         case 'j': json = 1; break;
-        case 'w': writemap = 1; break;
+        case 'w': writemap = 0; break;
         case 'h':
-            printf("usage: bench_rules [--rules FILE] [--iters N] [--writemap] [--json]\n"
-                   "--writemap opens the pipeline's store MDB_WRITEMAP (riskd.yaml writemap).\n");
+            printf("usage: bench_rules [--rules FILE] [--iters N] [--no-writemap] [--json]\n"
+                   "--no-writemap opens the pipeline's store without MDB_WRITEMAP (riskd.yaml\n"
+                   "writemap: false); riskd's default is on.\n");
             return 0;
         default:
             return 2;

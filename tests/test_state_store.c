@@ -222,6 +222,10 @@ static void test_count_sum_distinct(void **state)
     run(f, c, T0 + 5 * MIN_MS, NULL, out);
     assert_int_equal(out[0].i, 6);
     assert_int_equal(out[3].i, 1);
+    /* the same text under another key field is another entity */
+    set_str(f->txn, RK_F_DEVICE, "acct-1");
+    assert_int_equal(peek(f, c, 2, T0 + 5 * MIN_MS), 0);
+    set_str(f->txn, RK_F_DEVICE, "dev-1");
     /* ("acct-1","m-2") must not collide with ("acct-1m","-2") */
     set_str(f->txn, RK_F_ACCOUNT, "acct-1m");
     set_str(f->txn, RK_F_MERCHANT, "-2");
@@ -310,6 +314,12 @@ static void test_definition_change(void **state)
     assert_true(rk_counters_id(c1, 0) != rk_counters_id(c3, 0));
     run(f, c3, T0 + 3000, NULL, out);
     assert_int_equal(out[0].i, 1);
+    /* the old definition's state was kept beside the new one: back to it,
+     * it carries on (until the sweeper finds it idle) */
+    run(f, c1, T0 + 4000, NULL, out);
+    assert_int_equal(out[0].i, 4);
+    run(f, c3, T0 + 5000, NULL, out);
+    assert_int_equal(out[0].i, 2);
     rk_counters_free(c3);
     /* and so does a change of aggregate or key */
     d = def("acct_txn", RK_AGG_SUM, HOUR_MS, 1, RK_F_ACCOUNT);

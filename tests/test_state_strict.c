@@ -1,9 +1,10 @@
 /* Durability: strict-mode group commit with several threads (every commit is
  * covered by a completed fsync before it returns, fsyncs are shared, counts
  * exact), periodic mode's flush thread, and a crash test: a child process
- * scoring requests in strict mode is killed with SIGKILL at random moments;
- * after each kill the store opens cleanly, every acknowledged request is
- * there, and retrying requests around the kill counts each exactly once. */
+ * scoring requests in strict mode, and in periodic mode with MDB_WRITEMAP, is
+ * killed with SIGKILL at random moments; after each kill the store opens
+ * cleanly, every acknowledged request is there, and retrying requests around
+ * the kill counts each exactly once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,10 +213,11 @@ static void test_periodic_flush(void **state)
 
 /* Child: scores ids from first up, retrying [retry_from, first) before, and
  * writes each id number to fd once rk_store_commit has returned. */
-static void child(const char *dir, const rk_counters *c, int retry_from, int first, int fd)
+static void child(const char *dir, int durability, const rk_counters *c, int retry_from,
+                  int first, int fd)
 {
     rk_store_config cfg;
-    config(&cfg, dir, RK_DUR_STRICT);
+    config(&cfg, dir, durability);
     rk_store *s;
     rk_store_worker *w;
     rk_txn *txn = calloc(1, sizeof *txn);
@@ -234,9 +236,10 @@ static void child(const char *dir, const rk_counters *c, int retry_from, int fir
     }
 }
 
-static void test_kill9(void **state)
+/* Kills a scoring child with SIGKILL four times; after each kill, every
+ * request it had seen committed is there and counted exactly once. */
+static void kill9_rounds(fx *f, int durability)
 {
-    fx *f = *state;
     int next = 0;      /* first id never sent yet */
     int acked_max = -1;
     unsigned seed = 12345;
@@ -248,7 +251,7 @@ static void test_kill9(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             close(p[0]);
-            child(f->dir, f->c, retry_from, next, p[1]);
+            child(f->dir, durability, f->c, retry_from, next, p[1]);
         }
         close(p[1]);
         /* let it run for some acks plus a random delay, then kill -9 */
@@ -270,7 +273,7 @@ static void test_kill9(void **state)
 
         /* the store opens cleanly; every acked id is there; counted exactly once */
         rk_store_config cfg;
-        config(&cfg, f->dir, RK_DUR_STRICT);
+        config(&cfg, f->dir, durability);
         rk_store *s;
         assert_int_equal(rk_store_open(&cfg, &s), 0);
         rk_store_worker *w;
@@ -303,12 +306,29 @@ static void test_kill9(void **state)
     }
 }
 
+static void test_kill9(void **state)
+{
+    kill9_rounds(*state, RK_DUR_STRICT);
+}
+
+/* Periodic durability with MDB_WRITEMAP (its default): a commit is in the
+ * shared map, so in the page cache, when it returns; a killed process loses
+ * none of them, fsynced or not. */
+static void test_kill9_periodic_writemap(void **state)
+{
+    rk_store_config cfg;
+    config(&cfg, ((fx *)*state)->dir, RK_DUR_PERIODIC);
+    assert_true(cfg.writemap);
+    kill9_rounds(*state, RK_DUR_PERIODIC);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_periodic_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_periodic_writemap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

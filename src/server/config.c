@@ -383,6 +383,7 @@ void rk_config_defaults(rk_config *c)
     c->retry_window_ms = sc.dedupe_ttl_ms;
     c->keep_decisions_ms = 0;
     c->sweep_interval_ms = sc.sweep_interval_ms;
+    c->writemap = sc.writemap;
     rk_declog_config_default(&c->decision_log);
     c->decision_log.enabled = true;
 }

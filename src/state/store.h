@@ -57,8 +57,9 @@ typedef struct rk_store_config {
     int64_t sweep_interval_ms;  /* background sweeper period; default 60000; 0 = no thread (call rk_store_sweep) */
     int sweep_batch;            /* deletions per sweeper write txn; default 256 */
     int max_readers;            /* LMDB reader slots (stats, backups); default 126 */
-    bool writemap;              /* MDB_WRITEMAP: commits write into the map instead of pwrite(2)ing
-                                   copies; kill -9 safe like the default, see docs/operations.md; default true */
+    bool writemap;              /* MDB_WRITEMAP in periodic durability: commits write into the map
+                                   instead of pwrite(2)ing copies; kill -9 safe all the same (see
+                                   docs/operations.md); default true. Strict durability never uses it */
     int batch;                  /* private stores (backtest): rk_store_commit really commits every `batch`
                                    requests (and rk_store_flush / close); 0 or 1 = every request (default).
                                    Periodic durability only; no sync thread, no final fsync */

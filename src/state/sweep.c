@@ -93,9 +93,9 @@ static int batch_op(rk_store_worker *w, void *arg)
             /* the key must not point into the page the put rearranges */
             uint8_t kcopy[SWEEP_KEY_MAX];
             MDB_val kc = {k.mv_size, kcopy}, nv = {nlen, w->grec};
-            if (k.mv_size > sizeof kcopy)
+            if (k.mv_size > sizeof kcopy) {
                 rc = MDB_BAD_VALSIZE; /* counter keys are 24 bytes: cannot happen */
-            else {
+            } else {
                 memcpy(kcopy, k.mv_data, k.mv_size);
                 rc = mdb_cursor_put(cur, &kc, &nv, MDB_CURRENT);
             }
