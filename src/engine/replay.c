@@ -29,12 +29,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "engine/engine.h"
 #include "engine/pipeline.h"
@@ -293,6 +296,31 @@ static int copy_file(const char *src_dir, const char *dst_dir, const char *name,
     return rc;
 }
 
+/* A fresh private store gets a fixed secret instead of a random one. Distinct
+ * counts past their exact range are estimated from keyed value hashes, so with
+ * a random secret two backtests of one log could differ in the last digit of
+ * a large distinct count; with this one they are reproducible. The secret only
+ * keys a store that lives in a private temporary directory for one run. */
+static int fixed_secret(const char *dir, rk_diag *diag)
+{
+    static const char label[] = "riskd backtest secret v1";
+    unsigned char secret[RK_SECRET_LEN];
+    crypto_generichash(secret, sizeof secret, (const unsigned char *)label, sizeof label - 1,
+                       NULL, 0);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, RK_SECRET_FILE);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    bool ok = fd >= 0 && write(fd, secret, sizeof secret) == (ssize_t)sizeof secret;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok) {
+        rk_diag_set(diag, path, 0, 0, "cannot write the private store's secret: %s",
+                    strerror(errno));
+        return RK_EIO;
+    }
+    return 0;
+}
+
 /* Fills dir with a copy of the backup in state_dir. */
 static int seed_store(const char *state_dir, const char *dir, rk_diag *diag)
 {
@@ -353,6 +381,8 @@ int rk_replayer_open(const rk_replayer_config *cfg, rk_replayer **out, rk_diag *
     }
     if (rc == 0 && cfg->state_dir)
         rc = seed_store(cfg->state_dir, r->dir, diag);
+    else if (rc == 0)
+        rc = fixed_secret(r->dir, diag);
 
     rk_engine_config ec;
     rk_engine_config_default(&ec);
