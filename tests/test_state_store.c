@@ -327,6 +327,12 @@ static void test_definition_change(void **state)
     assert_int_equal(rk_counters_new(&d, 1, &c3, NULL), 0);
     assert_true(rk_counters_id(c1, 0) != rk_counters_id(c3, 0));
     rk_counters_free(c3);
+    /* and a change of its `when:` filter */
+    d = def("acct_txn", RK_AGG_COUNT, HOUR_MS, 1, RK_F_ACCOUNT);
+    d.filter_id = rk_hash64("amount >= 100", 13);
+    assert_int_equal(rk_counters_new(&d, 1, &c3, NULL), 0);
+    assert_true(rk_counters_id(c1, 0) != rk_counters_id(c3, 0));
+    rk_counters_free(c3);
     /* bad definitions are refused with a message */
     rk_diag diag;
     d = def("w", RK_AGG_COUNT, 1000, 1, RK_F_ACCOUNT);

@@ -23,6 +23,7 @@
 #include "rules/lex.h"
 #include "rules/load_int.h"
 #include "state/dlist.h"
+#include "state/keyhash.h"
 #include "state/window.h"
 
 #define TTL_MIN_MS 1000LL                      /* 1 s */
@@ -394,7 +395,8 @@ static int counter_def(loader *L, const counter_src *c, rk_counter_def *def)
                             .window_ms = c->window_ms,
                             .agg = c->agg,
                             .field_slot = -1,
-                            .feedback = c->feedback};
+                            .feedback = c->feedback,
+                            .filter_id = c->when.text ? rk_hash64(c->when.text, c->when.len) : 0};
     snprintf(def->name, sizeof def->name, "%s", c->name);
     rk_type type;
     for (int i = 0; i < c->nby; i++) {

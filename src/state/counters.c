@@ -73,9 +73,10 @@ static uint64_t def_identity(const rk_counter_def *d)
     for (int i = 0; i < d->nby && n < sizeof buf; i++)
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%s,", d->by_name[i]);
     if (n < sizeof buf)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "|%lld|%s|%s|%d",
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "|%lld|%s|%s|%d|%llx",
                               (long long)d->window_ms, agg_names[d->agg],
-                              d->agg == RK_AGG_COUNT ? "" : d->field_name, d->feedback);
+                              d->agg == RK_AGG_COUNT ? "" : d->field_name, d->feedback,
+                              (unsigned long long)d->filter_id);
     if (n > sizeof buf)
         n = sizeof buf;
     return rk_hash64(buf, n);

@@ -45,6 +45,7 @@ typedef struct rk_counter_def {
     int field_slot;                          /* RK_AGG_SUM / RK_AGG_DISTINCT: txn slot of the field; else -1 */
     char field_name[RK_NAME_MAX];            /* its name (identity); "" for count */
     int feedback;                            /* RK_LABEL_NONE: fed by requests; RK_LABEL_FRAUD/LEGIT: fed by confirmed labels */
+    uint64_t filter_id;                      /* hash of the `when:` text, 0 for none (identity: an edited filter starts fresh) */
 } rk_counter_def;
 
 typedef struct rk_counters rk_counters;
