@@ -13,48 +13,10 @@ RISKCTL=$BUILD_DIR/riskctl
 RISKD=$BUILD_DIR/riskd
 F=tests/cli
 
-TMP=$(mktemp -d)
-RISKD_PID=
-cleanup() {
-    if [[ -n $RISKD_PID ]] && kill -0 "$RISKD_PID" 2>/dev/null; then
-        kill "$RISKD_PID" 2>/dev/null || true
-        wait "$RISKD_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+. tests/support/lib.sh
 
 # The client tests must not find a developer's riskd through the environment.
 unset RISKD_ENDPOINT RISKD_ADMIN
-
-failures=0
-NAME=
-
-# t NAME: starts a check; run CMD...: runs it, capturing OUT, ERR and RC.
-t() { NAME=$1; }
-run() {
-    set +e
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    RC=$?
-    set -e
-    OUT=$(cat "$TMP/out")
-    ERR=$(cat "$TMP/err")
-}
-fail() {
-    failures=$((failures + 1))
-    printf 'FAIL: %s: %s\n' "$NAME" "$1"
-    printf '  stdout: %s\n' "${OUT//$'\n'/$'\n'          }"
-    printf '  stderr: %s\n' "${ERR//$'\n'/$'\n'          }"
-}
-rc_is() { [[ $RC == "$1" ]] || fail "exit status $RC, expected $1"; }
-out_is() { [[ $OUT == "$1" ]] || fail "stdout differs; expected: $1"; }
-err_is() { [[ $ERR == "$1" ]] || fail "stderr differs; expected: $1"; }
-out_matches() { [[ $OUT =~ $1 ]] || fail "stdout does not match /$1/"; }
-err_matches() { [[ $ERR =~ $1 ]] || fail "stderr does not match /$1/"; }
-
-free_port() {
-    /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # ---------------------------------------------------------------- usage, --help
 
@@ -573,8 +535,4 @@ EOF_RULES
     RISKD_PID=
 fi
 
-if ((failures)); then
-    echo "test_cli: $failures check(s) failed"
-    exit 1
-fi
-echo "test_cli: all checks passed"
+finish test_cli

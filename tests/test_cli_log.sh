@@ -13,32 +13,8 @@ set -euo pipefail
 
 BUILD_DIR=${1:?usage: bash tests/test_cli_log.sh BUILD_DIR}
 RISKCTL=$BUILD_DIR/riskctl
-PY=/usr/bin/python3
 
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-failures=0
-NAME=
-t() { NAME=$1; }
-run() {
-    set +e
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    RC=$?
-    set -e
-    OUT=$(cat "$TMP/out")
-    ERR=$(cat "$TMP/err")
-}
-fail() {
-    failures=$((failures + 1))
-    printf 'FAIL: %s: %s\n' "$NAME" "$1"
-    printf '  stdout: %s\n' "${OUT//$'\n'/$'\n'          }"
-    printf '  stderr: %s\n' "${ERR//$'\n'/$'\n'          }"
-}
-rc_is() { [[ $RC == "$1" ]] || fail "exit status $RC, expected $1"; }
-out_is() { [[ $OUT == "$1" ]] || fail "stdout differs; expected: $1"; }
-err_is() { [[ $ERR == "$1" ]] || fail "stderr differs; expected: $1"; }
-out_matches() { [[ $OUT =~ $1 ]] || fail "stdout does not match /$1/"; }
+. tests/support/lib.sh
 
 # ---------------------------------------------------------------- fixtures
 
@@ -312,8 +288,4 @@ run "$RISKCTL" log from-csv "$TMP/none.csv" -o "$TMP/x.rlog"
 rc_is 1
 err_is "riskctl: $TMP/none.csv: no such file"
 
-if ((failures)); then
-    echo "test_cli_log: $failures check(s) failed"
-    exit 1
-fi
-echo "test_cli_log: all checks passed"
+finish test_cli_log

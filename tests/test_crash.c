@@ -44,6 +44,8 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "support/rk_test.h"
+
 #define RISKD RK_BUILD_DIR "/riskd"
 #define TIMEOUT_MS 15000 /* generous: the sanitizer build on a busy 2-core VM */
 #define ROUNDS 8         /* kills and restarts */
@@ -72,24 +74,6 @@ typedef struct crash {
 
 static crash C;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static const char *log_text(void)
 {
     static char buf[8192];
@@ -107,12 +91,6 @@ static const char *log_text(void)
 
 /* ---- messages ------------------------------------------------------------- */
 
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* Request i's body: id "q<i>", account i % ACCOUNTS. */
 static void pack_request(msgpack_sbuffer *sb, int i)
 {
@@ -129,19 +107,6 @@ static void pack_request(msgpack_sbuffer *sb, int i)
     pk_str(&pk, acct);
     pk_str(&pk, "amount");
     msgpack_pack_int(&pk, 100);
-}
-
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
 }
 
 /* A score reply: which request, its count, whether replayed. */

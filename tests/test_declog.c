@@ -26,6 +26,8 @@
 
 #include <msgpack.h>
 
+#include "support/rk_test.h"
+
 #include "engine/declog.h"
 #include "engine/engine.h"
 #include "engine/pipeline.h"
@@ -70,12 +72,6 @@ static rk_declog *open_log(uint64_t max_file, int keep, uint32_t queue, uint32_t
     rk_declog *dl = NULL;
     assert_int_equal(rk_declog_open(&c, tmpdir, &dl), 0);
     return dl;
-}
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
 }
 
 /* A score request {id, account, amount, card, device} in sb. */

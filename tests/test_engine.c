@@ -30,6 +30,8 @@
 
 #include <msgpack.h>
 
+#include "support/rk_test.h"
+
 #include "engine/engine.h"
 #include "engine/pipeline.h"
 #include "lib/clock.h"
@@ -192,12 +194,6 @@ static int teardown(void **state)
 
 /* ---- building requests ------------------------------------------------------ */
 
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* A score request; country NULL and mcc < 0 leave those fields out. */
 static void build_score(msgpack_sbuffer *sb, const char *id, const char *account, int64_t amount,
                         const char *country, int64_t mcc)
@@ -235,35 +231,6 @@ static void build_op(msgpack_sbuffer *sb, const char *op)
 }
 
 /* ---- reading replies -------------------------------------------------------- */
-
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static bool str_is(const msgpack_object *o, const char *s)
-{
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
-}
-
-static void assert_str(const msgpack_object *o, const char *s)
-{
-    if (!str_is(o, s)) {
-        char buf[512] = "(absent)";
-        if (o)
-            msgpack_object_print_buffer(buf, sizeof buf, *o);
-        fail_msg("expected \"%s\", got %s", s, buf);
-    }
-}
 
 static uint64_t uint_of(const msgpack_object *o)
 {

@@ -33,6 +33,8 @@
 #include <msgpack.h>
 #include <zmq.h>
 
+#include "support/rk_test.h"
+
 #define RISKD RK_BUILD_DIR "/riskd"
 #define RISKCTL RK_BUILD_DIR "/riskctl"
 #define TIMEOUT_MS 10000 /* generous: the sanitizer build on a busy 2-core VM */
@@ -83,13 +85,6 @@ typedef struct server {
     char admin[160];     /* ipc://DIR/run/admin.sock (run/ is created by riskd) */
 } server;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void write_file(const char *path, const char *text)
 {
     char tmp[300];
@@ -111,17 +106,6 @@ static char *read_file(const char *path)
     buf[n] = '\0';
     fclose(f);
     return buf;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* fork/exec argv with stdout and stderr to files; returns the pid. */
@@ -159,12 +143,6 @@ static int wait_exit(pid_t pid, int timeout_ms)
 
 /* ---- messaging helpers ------------------------------------------------------- */
 
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 static void pack_score(msgpack_sbuffer *sb, const char *id, int64_t amount)
 {
     msgpack_sbuffer_init(sb);
@@ -187,35 +165,6 @@ static void pack_op(msgpack_sbuffer *sb, const char *op)
     msgpack_pack_map(&pk, 1);
     pk_str(&pk, "op");
     pk_str(&pk, op);
-}
-
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static bool str_is(const msgpack_object *o, const char *s)
-{
-    return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
-}
-
-static void assert_str(const msgpack_object *o, const char *s)
-{
-    if (!str_is(o, s)) {
-        char buf[512] = "(absent)";
-        if (o)
-            msgpack_object_print_buffer(buf, sizeof buf, *o);
-        fail_msg("expected \"%s\", got %s", s, buf);
-    }
 }
 
 static uint64_t uint_at(const msgpack_object *map, const char *k1, const char *k2)

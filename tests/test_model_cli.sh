@@ -11,30 +11,8 @@ set -euo pipefail
 BUILD_DIR=${1:?usage: bash tests/test_model_cli.sh BUILD_DIR}
 RISKCTL=$BUILD_DIR/riskctl
 F=tests/model
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 
-failures=0
-NAME=
-t() { NAME=$1; }
-run() {
-    set +e
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    RC=$?
-    set -e
-    OUT=$(cat "$TMP/out")
-    ERR=$(cat "$TMP/err")
-}
-fail() {
-    failures=$((failures + 1))
-    printf 'FAIL: %s: %s\n' "$NAME" "$1"
-    printf '  stdout: %s\n' "${OUT//$'\n'/$'\n'          }"
-    printf '  stderr: %s\n' "${ERR//$'\n'/$'\n'          }"
-}
-rc_is() { [[ $RC == "$1" ]] || fail "exit status $RC, expected $1"; }
-out_is() { [[ $OUT == "$1" ]] || fail "stdout differs; expected: $1"; }
-err_is() { [[ $ERR == "$1" ]] || fail "stderr differs; expected: $1"; }
-out_matches() { [[ $OUT =~ $1 ]] || fail "stdout does not match /$1/"; }
+. tests/support/lib.sh
 
 # ---------------------------------------------------------------- import, info
 
@@ -183,8 +161,4 @@ else
     echo "python3-xgboost not installed: skipping the trained-model check"
 fi
 
-if ((failures)); then
-    echo "$failures check(s) failed"
-    exit 1
-fi
-echo "all model CLI checks passed"
+finish test_model_cli

@@ -13,46 +13,13 @@ set -euo pipefail
 BUILD_DIR=${1:?usage: bash tests/test_riskbench.sh BUILD_DIR}
 RB=$BUILD_DIR/riskbench
 RISKD=$BUILD_DIR/riskd
-PY=/usr/bin/python3
 
-TMP=$(mktemp -d)
-RISKD_PID=
-cleanup() {
-    if [[ -n $RISKD_PID ]] && kill -0 "$RISKD_PID" 2>/dev/null; then
-        kill "$RISKD_PID" 2>/dev/null || true
-        wait "$RISKD_PID" 2>/dev/null || true
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+. tests/support/lib.sh
 
-failures=0
-NAME=
-t() { NAME=$1; }
-run() {
-    set +e
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    RC=$?
-    set -e
-    OUT=$(cat "$TMP/out")
-    ERR=$(cat "$TMP/err")
-}
-fail() {
-    failures=$((failures + 1))
-    printf 'FAIL: %s: %s\n' "$NAME" "$1"
-    printf '  stdout: %s\n' "${OUT//$'\n'/$'\n'          }"
-    printf '  stderr: %s\n' "${ERR//$'\n'/$'\n'          }"
-}
-rc_is() { [[ $RC == "$1" ]] || fail "exit status $RC, expected $1"; }
-err_is() { [[ $ERR == "$1" ]] || fail "stderr differs; expected: $1"; }
-out_matches() { [[ $OUT =~ $1 ]] || fail "stdout does not match /$1/"; }
 # json_check PYTHON-EXPRESSION: evaluated with j = the JSON on stdout; must be true.
 json_check() {
     $PY -c 'import json, sys; j = json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' \
         "$OUT" "$1" || fail "JSON check failed: $1"
-}
-free_port() {
-    $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # A small log: 500 score requests, some labelled.
@@ -165,8 +132,4 @@ else
     echo "test_riskbench: $RISKD not built; live riskd checks skipped"
 fi
 
-if ((failures)); then
-    echo "test_riskbench: $failures check(s) failed"
-    exit 1
-fi
-echo "test_riskbench: all checks passed"
+finish test_riskbench

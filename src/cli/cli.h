@@ -80,6 +80,13 @@ int rk_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * option name. Returns 0, or RK_CLI_USAGE after printing a usage error. */
 int rk_cli_parse_ms(const rk_cli_cmd *cmd, const char *name, const char *text, int *out);
 
+/* Runs the subcommand of a command family (`riskctl log dump ...`) named by
+ * argv[1]: subs are its members, named "FAMILY WORD"; words lists them for
+ * messages ("import or info"). Handles --help/-h and reports a missing or
+ * unknown word (with a "did you mean"). Returns an exit status. */
+int rk_cli_dispatch(const rk_cli_cmd *cmd, const rk_cli_cmd *const *subs, size_t nsubs,
+                    const char *words, int argc, char **argv);
+
 /* Reads all of a stream (stdin for `-`) into a NUL-terminated malloc'd buffer.
  * Returns 0, RK_EIO or RK_ENOMEM. */
 int rk_cli_read_stream(FILE *f, char **out, size_t *len);

@@ -706,20 +706,33 @@ static int put_rows(FILE *f, rk_rlog *r, table *t)
     return rc;
 }
 
-static int run_to_csv(const rk_cli_cmd *cmd, int argc, char **argv)
+/* Parses to-csv's and from-csv's `FILE [-o OUT]`: one input, left in
+ * argv[1]; none and extra are the messages for no FILE and for more than one.
+ * Returns 0, RK_CLI_HELP (help printed) or RK_CLI_USAGE. */
+static int parse_convert(const rk_cli_cmd *cmd, int argc, char **argv, const char *none,
+                         const char *extra, const char **out_path)
 {
-    const char *out_path = NULL;
     const rk_cli_opt opts[] = {
-        {"-o", "OUT", &out_path, NULL},
-        {"--output", "OUT", &out_path, NULL},
+        {"-o", "OUT", out_path, NULL},
+        {"--output", "OUT", out_path, NULL},
         {NULL, NULL, NULL, NULL},
     };
     int npos;
     int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
     if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+        return rc;
     if (npos != 1)
-        return rk_cli_usage(cmd, npos ? "to-csv takes one FILE" : "to-csv needs a FILE (or - for stdin)");
+        return rk_cli_usage(cmd, "%s", npos ? extra : none);
+    return 0;
+}
+
+static int run_to_csv(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const char *out_path = NULL;
+    int rc = parse_convert(cmd, argc, argv, "to-csv needs a FILE (or - for stdin)",
+                           "to-csv takes one FILE", &out_path);
+    if (rc)
+        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
     logsrc src;
     if ((rc = log_open(argv[1], &src)))
         return rc;
@@ -1001,17 +1014,10 @@ static int convert_rows(csv *c, FILE *out)
 static int run_from_csv(const rk_cli_cmd *cmd, int argc, char **argv)
 {
     const char *out_path = NULL;
-    const rk_cli_opt opts[] = {
-        {"-o", "OUT", &out_path, NULL},
-        {"--output", "OUT", &out_path, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    int rc = parse_convert(cmd, argc, argv, "from-csv needs a CSV file (or - for stdin)",
+                           "from-csv takes one CSV file", &out_path);
     if (rc)
         return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
-    if (npos != 1)
-        return rk_cli_usage(cmd, npos ? "from-csv takes one CSV file" : "from-csv needs a CSV file (or - for stdin)");
     if (!out_path)
         return rk_cli_usage(cmd, "from-csv needs -o OUT.rlog (use -o - for stdout)");
     const char *path = argv[1];
@@ -1102,23 +1108,7 @@ static const rk_cli_cmd *const log_cmds[] = {&log_dump, &log_to_csv, &log_from_c
 
 static int run_log(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    if (argc < 2)
-        return rk_cli_usage(cmd, "log needs a subcommand: dump, to-csv or from-csv");
-    const char *word = argv[1];
-    if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0) {
-        printf("Usage: riskctl %s %s\n\n%s", cmd->name, cmd->args, cmd->help);
-        return RK_CLI_OK;
-    }
-    const char *names[NLOG_CMDS];
-    for (size_t i = 0; i < NLOG_CMDS; i++) {
-        names[i] = log_cmds[i]->name + 4; /* after "log " */
-        if (strcmp(word, names[i]) == 0)
-            return log_cmds[i]->run(log_cmds[i], argc - 1, argv + 1);
-    }
-    const char *near = rk_suggest(word, names, NLOG_CMDS);
-    if (near)
-        return rk_cli_usage(cmd, "unknown log subcommand '%s' (did you mean '%s'?)", word, near);
-    return rk_cli_usage(cmd, "unknown log subcommand '%s' (dump, to-csv or from-csv)", word);
+    return rk_cli_dispatch(cmd, log_cmds, NLOG_CMDS, "dump, to-csv or from-csv", argc, argv);
 }
 
 const rk_cli_cmd rk_cli_log = {

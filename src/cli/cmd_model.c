@@ -179,24 +179,7 @@ static const rk_cli_cmd *const model_cmds[] = {&model_import, &model_info};
 
 static int run_model(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    if (argc < 2)
-        return rk_cli_usage(cmd, "model needs a subcommand: import or info");
-    const char *word = argv[1];
-    if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0) {
-        printf("Usage: riskctl %s %s\n\n%s", cmd->name, cmd->args, cmd->help);
-        return RK_CLI_OK;
-    }
-    const char *names[NMODEL_CMDS];
-    for (size_t i = 0; i < NMODEL_CMDS; i++) {
-        names[i] = model_cmds[i]->name + 6; /* after "model " */
-        if (strcmp(word, names[i]) == 0)
-            return model_cmds[i]->run(model_cmds[i], argc - 1, argv + 1);
-    }
-    const char *near = rk_suggest(word, names, NMODEL_CMDS);
-    if (near)
-        return rk_cli_usage(cmd, "unknown model subcommand '%s' (did you mean '%s'?)", word,
-                            near);
-    return rk_cli_usage(cmd, "unknown model subcommand '%s' (import or info)", word);
+    return rk_cli_dispatch(cmd, model_cmds, NMODEL_CMDS, "import or info", argc, argv);
 }
 
 const rk_cli_cmd rk_cli_model = {

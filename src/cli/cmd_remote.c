@@ -12,6 +12,7 @@
  *
  * Where to talk: --endpoint / --admin, else $RISKD_ENDPOINT / $RISKD_ADMIN,
  * else the defaults riskd binds (DESIGN.md section 2). */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,17 +194,64 @@ static int print_json(const rk_cli_reply *reply, int indent, const char *endpoin
 
 /* ---- Shared by the subcommands ---- */
 
-/* Resolves where to talk and how long to wait: the option, else the
- * environment variable, else the default. Returns 0 or RK_CLI_USAGE. */
-static int resolve_target(const rk_cli_cmd *cmd, const char *ep_opt, const char *env,
-                          const char *def, const char *timeout_opt, int def_timeout, target *t)
+/* What sets one remote subcommand apart; the rest of its prologue is
+ * remote_start(). */
+typedef struct remote_cmd {
+    bool admin;              /* --admin, $RISKD_ADMIN; else --endpoint, $RISKD_ENDPOINT */
+    int timeout_ms;          /* --timeout's default */
+    const rk_cli_opt *extra; /* the command's own options (after those two), or NULL */
+    /* Checks the positional arguments before the target is resolved (ctx is
+     * the command's own); NULL: the command takes none. Returns 0 or
+     * RK_CLI_USAGE. */
+    int (*check)(const rk_cli_cmd *cmd, char **pos, int npos, void *ctx);
+    void *ctx;
+} remote_cmd;
+
+#define MAX_EXTRA_OPTS 4
+
+static int no_args(const rk_cli_cmd *cmd, char **pos, int npos)
 {
-    const char *from_env = getenv(env);
-    t->endpoint = ep_opt ? ep_opt : from_env && *from_env ? from_env : def;
-    t->timeout_ms = def_timeout;
-    if (timeout_opt)
-        return rk_cli_parse_ms(cmd, "--timeout", timeout_opt, &t->timeout_ms);
+    if (npos > 0)
+        return rk_cli_usage(cmd, "unexpected argument '%s'", pos[0]);
     return 0;
+}
+
+/* Parses a remote subcommand's options, checks its positional arguments
+ * (left in argv[1..], see rk_cli_parse) and resolves where to talk and how
+ * long to wait: the option, else the environment variable, else the default.
+ * Returns 0; RK_CLI_HELP after printing the help (exit 0); or RK_CLI_USAGE. */
+static int remote_start(const rk_cli_cmd *cmd, const remote_cmd *rc, int argc, char **argv,
+                        target *t)
+{
+    const char *endpoint = NULL, *timeout = NULL;
+    rk_cli_opt opts[3 + MAX_EXTRA_OPTS] = {
+        {rc->admin ? "--admin" : "--endpoint", "EP", &endpoint, NULL},
+        {"--timeout", "MS", &timeout, NULL},
+    };
+    for (int i = 0; rc->extra && rc->extra[i].name; i++) {
+        assert(i < MAX_EXTRA_OPTS);
+        opts[2 + i] = rc->extra[i];
+    }
+    int npos;
+    int status = rk_cli_parse(cmd, argc, argv, opts, &npos);
+    if (status)
+        return status;
+    status = rc->check ? rc->check(cmd, argv + 1, npos, rc->ctx) : no_args(cmd, argv + 1, npos);
+    if (status)
+        return status;
+    const char *from_env = getenv(rc->admin ? "RISKD_ADMIN" : "RISKD_ENDPOINT");
+    const char *def = rc->admin ? RK_CLI_ADMIN : RK_CLI_ENDPOINT;
+    t->endpoint = endpoint ? endpoint : from_env && *from_env ? from_env : def;
+    t->timeout_ms = rc->timeout_ms;
+    if (timeout)
+        return rk_cli_parse_ms(cmd, "--timeout", timeout, &t->timeout_ms);
+    return 0;
+}
+
+/* The exit status for remote_start's non-zero return. */
+static int start_status(int rc)
+{
+    return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
 }
 
 /* Exit status for a failed rk_cli_request: a malformed endpoint is the user's
@@ -262,25 +310,6 @@ static int ask_op(const target *t, const char *op, rk_cli_reply *reply)
     return ask(t, op, NULL, 0, reply);
 }
 
-/* Takes the only positional argument, or reports that it is missing or extra. */
-static int one_arg(const rk_cli_cmd *cmd, char **pos, int npos, const char *what,
-                   const char **out)
-{
-    if (npos == 0)
-        return rk_cli_usage(cmd, "%s needs %s", cmd->name, what);
-    if (npos > 1)
-        return rk_cli_usage(cmd, "%s takes one argument, got %d (quote the JSON)", cmd->name, npos);
-    *out = pos[0];
-    return 0;
-}
-
-static int no_args(const rk_cli_cmd *cmd, char **pos, int npos)
-{
-    if (npos > 0)
-        return rk_cli_usage(cmd, "unexpected argument '%s'", pos[0]);
-    return 0;
-}
-
 /* ---- score ---- */
 
 static int read_request(const char *arg, char **text, size_t *len)
@@ -296,30 +325,35 @@ static int read_request(const char *arg, char **text, size_t *len)
     return 0;
 }
 
+/* Takes the request: one argument. */
+static int check_score(const rk_cli_cmd *cmd, char **pos, int npos, void *ctx)
+{
+    (void)pos;
+    (void)ctx;
+    if (npos == 0)
+        return rk_cli_usage(cmd, "%s needs a request as JSON (or - to read it from stdin)",
+                            cmd->name);
+    if (npos > 1)
+        return rk_cli_usage(cmd, "%s takes one argument, got %d (quote the JSON)", cmd->name, npos);
+    return 0;
+}
+
 static int run_score(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    const char *endpoint = NULL, *timeout = NULL, *arg = NULL;
     bool pretty = false;
-    const rk_cli_opt opts[] = {
-        {"--endpoint", "EP", &endpoint, NULL},
-        {"--timeout", "MS", &timeout, NULL},
+    const rk_cli_opt extra[] = {
         {"--pretty", NULL, NULL, &pretty},
         {NULL, NULL, NULL, NULL},
     };
-    int npos;
+    const remote_cmd rcmd = {false, RK_CLI_TIMEOUT_MS, extra, check_score, NULL};
     target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
     if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
-    if ((rc = one_arg(cmd, pos, npos, "a request as JSON (or - to read it from stdin)", &arg)) ||
-        (rc = resolve_target(cmd, endpoint, "RISKD_ENDPOINT", RK_CLI_ENDPOINT, timeout,
-                             RK_CLI_TIMEOUT_MS, &t)))
-        return rc;
+        return start_status(rc);
 
     char *text = NULL;
     size_t len = 0;
-    if ((rc = read_request(arg, &text, &len)))
+    if ((rc = read_request(argv[1], &text, &len)))
         return rc;
     msgpack_sbuffer body;
     msgpack_sbuffer_init(&body);
@@ -373,22 +407,11 @@ const rk_cli_cmd rk_cli_score = {
 
 static int run_ping(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    const char *endpoint = NULL, *timeout = NULL;
-    const rk_cli_opt opts[] = {
-        {"--endpoint", "EP", &endpoint, NULL},
-        {"--timeout", "MS", &timeout, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
+    const remote_cmd rcmd = {false, RK_CLI_TIMEOUT_MS, NULL, NULL, NULL};
     target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
     if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
-    if ((rc = no_args(cmd, pos, npos)) ||
-        (rc = resolve_target(cmd, endpoint, "RISKD_ENDPOINT", RK_CLI_ENDPOINT, timeout,
-                             RK_CLI_TIMEOUT_MS, &t)))
-        return rc;
+        return start_status(rc);
     rk_cli_reply reply;
     int64_t start = rk_clock_ns();
     if ((rc = ask_op(&t, "ping", &reply)) < 0)
@@ -432,22 +455,11 @@ const rk_cli_cmd rk_cli_ping = {
 
 static int run_reload(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    const char *admin = NULL, *timeout = NULL;
-    const rk_cli_opt opts[] = {
-        {"--admin", "EP", &admin, NULL},
-        {"--timeout", "MS", &timeout, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
+    const remote_cmd rcmd = {true, RELOAD_TIMEOUT_MS, NULL, NULL, NULL};
     target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
     if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
-    if ((rc = no_args(cmd, pos, npos)) ||
-        (rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RELOAD_TIMEOUT_MS,
-                             &t)))
-        return rc;
+        return start_status(rc);
     rk_cli_reply reply;
     if ((rc = ask_op(&t, "reload", &reply)) < 0)
         return request_status(rc);
@@ -488,24 +500,16 @@ const rk_cli_cmd rk_cli_reload = {
 
 static int run_stats(const rk_cli_cmd *cmd, int argc, char **argv)
 {
-    const char *admin = NULL, *timeout = NULL;
     bool one_line = false;
-    const rk_cli_opt opts[] = {
-        {"--admin", "EP", &admin, NULL},
-        {"--timeout", "MS", &timeout, NULL},
+    const rk_cli_opt extra[] = {
         {"--json", NULL, NULL, &one_line},
         {NULL, NULL, NULL, NULL},
     };
-    int npos;
+    const remote_cmd rcmd = {true, RK_CLI_TIMEOUT_MS, extra, NULL, NULL};
     target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
     if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
-    if ((rc = no_args(cmd, pos, npos)) ||
-        (rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
-                             &t)))
-        return rc;
+        return start_status(rc);
     rk_cli_reply reply;
     if ((rc = ask_op(&t, "stats", &reply)) < 0)
         return request_status(rc);
@@ -572,29 +576,25 @@ static const char *expiry(int64_t ms, char *buf, size_t size)
     return buf;
 }
 
-static int run_list(const rk_cli_cmd *cmd, int argc, char **argv)
+/* A list command's arguments: --ttl in, the rest out of check_list. */
+typedef struct list_args {
+    const char *ttl_text; /* --ttl, or NULL */
+    const char *action;   /* add, rm or get */
+    const char *op;       /* the admin op for it */
+    int64_t ttl;          /* parsed --ttl; 0 for none */
+} list_args;
+
+static int check_list(const rk_cli_cmd *cmd, char **pos, int npos, void *ctx)
 {
-    const char *admin = NULL, *timeout = NULL, *ttl_text = NULL;
-    const rk_cli_opt opts[] = {
-        {"--ttl", "DURATION", &ttl_text, NULL},
-        {"--admin", "EP", &admin, NULL},
-        {"--timeout", "MS", &timeout, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
-    target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
-    if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    list_args *la = ctx;
     if (npos == 0)
         return rk_cli_usage(cmd, "list needs an action: add, rm or get");
-    const char *action = pos[0];
-    const char *op = !strcmp(action, "add")   ? "list_add"
-                     : !strcmp(action, "rm")  ? "list_rm"
-                     : !strcmp(action, "get") ? "list_get"
-                                              : NULL;
-    if (!op) {
+    const char *action = la->action = pos[0];
+    la->op = !strcmp(action, "add")   ? "list_add"
+             : !strcmp(action, "rm")  ? "list_rm"
+             : !strcmp(action, "get") ? "list_get"
+                                      : NULL;
+    if (!la->op) {
         static const char *const actions[] = {"add", "rm", "get"};
         const char *near = rk_suggest(action, actions, 3);
         if (near)
@@ -605,21 +605,36 @@ static int run_list(const rk_cli_cmd *cmd, int argc, char **argv)
     if (npos != 3)
         return rk_cli_usage(cmd, "list %s needs LIST and VALUE, got %d argument%s", action,
                             npos - 1, npos == 2 ? "" : "s");
-    int64_t ttl = 0;
+    const char *ttl_text = la->ttl_text;
     if (ttl_text && strcmp(action, "add") != 0)
         return rk_cli_usage(cmd, "option '--ttl' applies to 'list add' only");
-    if (ttl_text && rk_duration_parse(ttl_text, strlen(ttl_text), &ttl) < 0)
+    if (ttl_text && rk_duration_parse(ttl_text, strlen(ttl_text), &la->ttl) < 0)
         return rk_cli_usage(cmd,
                             "option '--ttl' takes a duration such as 30d (units ms, s, m, h, d), "
                             "not '%s'",
                             ttl_text);
-    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
-                             &t)))
-        return rc;
-    const char *list = pos[1], *value = pos[2];
+    return 0;
+}
+
+static int run_list(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    list_args la = {NULL, NULL, NULL, 0};
+    /* --ttl used to come before --admin and --timeout; no misspelling is
+     * near enough to two of them for the order to pick a suggestion. */
+    const rk_cli_opt extra[] = {
+        {"--ttl", "DURATION", &la.ttl_text, NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const remote_cmd rcmd = {true, RK_CLI_TIMEOUT_MS, extra, check_list, &la};
+    target t;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
+    if (rc)
+        return start_status(rc);
+    const char *action = la.action, *list = argv[2], *value = argv[3];
+    int64_t ttl = la.ttl;
     op_arg args[3] = {{"list", list, 0}, {"value", value, 0}, {"ttl", NULL, ttl}};
     rk_cli_reply reply;
-    if ((rc = ask(&t, op, args, ttl ? 3 : 2, &reply)) < 0)
+    if ((rc = ask(&t, la.op, args, ttl ? 3 : 2, &reply)) < 0)
         return request_status(rc);
     const msgpack_object *err = reply_error(&reply), *root = &reply.msg.data;
     int status = RK_CLI_OK;
@@ -675,28 +690,24 @@ const rk_cli_cmd rk_cli_list = {
     .run = run_list,
 };
 
-static int run_feedback(const rk_cli_cmd *cmd, int argc, char **argv)
+static int check_feedback(const rk_cli_cmd *cmd, char **pos, int npos, void *ctx)
 {
-    const char *admin = NULL, *timeout = NULL;
-    const rk_cli_opt opts[] = {
-        {"--admin", "EP", &admin, NULL},
-        {"--timeout", "MS", &timeout, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
-    target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
-    if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    (void)ctx;
     if (npos != 2)
         return rk_cli_usage(cmd, "feedback needs a transaction ID and a label (fraud or legit)");
-    const char *id = pos[0], *label = pos[1];
-    if (strcmp(label, "fraud") != 0 && strcmp(label, "legit") != 0)
-        return rk_cli_usage(cmd, "the label must be fraud or legit, not '%s'", label);
-    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, RK_CLI_TIMEOUT_MS,
-                             &t)))
-        return rc;
+    if (strcmp(pos[1], "fraud") != 0 && strcmp(pos[1], "legit") != 0)
+        return rk_cli_usage(cmd, "the label must be fraud or legit, not '%s'", pos[1]);
+    return 0;
+}
+
+static int run_feedback(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const remote_cmd rcmd = {true, RK_CLI_TIMEOUT_MS, NULL, check_feedback, NULL};
+    target t;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
+    if (rc)
+        return start_status(rc);
+    const char *id = argv[1], *label = argv[2];
     op_arg args[2] = {{"id", id, 0}, {"label", label, 0}};
     rk_cli_reply reply;
     if ((rc = ask(&t, "feedback", args, 2, &reply)) < 0)
@@ -744,35 +755,33 @@ const rk_cli_cmd rk_cli_feedback = {
 /* Copying a large store takes a while; riskd answers when the copy is safe. */
 #define BACKUP_TIMEOUT_MS (10 * 60 * 1000)
 
-static int run_backup(const rk_cli_cmd *cmd, int argc, char **argv)
+static int check_backup(const rk_cli_cmd *cmd, char **pos, int npos, void *ctx)
 {
-    const char *admin = NULL, *timeout = NULL;
-    const rk_cli_opt opts[] = {
-        {"--admin", "EP", &admin, NULL},
-        {"--timeout", "MS", &timeout, NULL},
-        {NULL, NULL, NULL, NULL},
-    };
-    int npos;
-    target t;
-    int rc = rk_cli_parse(cmd, argc, argv, opts, &npos);
-    char **pos = argv + 1;
-    if (rc)
-        return rc == RK_CLI_HELP ? RK_CLI_OK : rc;
+    (void)pos;
+    (void)ctx;
     if (npos != 1)
         return rk_cli_usage(cmd, "backup needs one directory, got %d arguments", npos);
-    if ((rc = resolve_target(cmd, admin, "RISKD_ADMIN", RK_CLI_ADMIN, timeout, BACKUP_TIMEOUT_MS,
-                             &t)))
-        return rc;
+    return 0;
+}
+
+static int run_backup(const rk_cli_cmd *cmd, int argc, char **argv)
+{
+    const remote_cmd rcmd = {true, BACKUP_TIMEOUT_MS, NULL, check_backup, NULL};
+    target t;
+    int rc = remote_start(cmd, &rcmd, argc, argv, &t);
+    if (rc)
+        return start_status(rc);
     /* riskd resolves nothing against its own working directory: send the
      * path as this shell user means it. */
+    const char *arg = argv[1];
     char dir[4096];
-    if (pos[0][0] == '/') {
-        snprintf(dir, sizeof dir, "%s", pos[0]);
+    if (arg[0] == '/') {
+        snprintf(dir, sizeof dir, "%s", arg);
     } else {
         char cwd[2048];
         if (!getcwd(cwd, sizeof cwd))
             return rk_cli_fail("cannot tell the current directory: %s", strerror(errno));
-        snprintf(dir, sizeof dir, "%s/%s", cwd, pos[0]);
+        snprintf(dir, sizeof dir, "%s/%s", cwd, arg);
     }
     op_arg args[1] = {{"dir", dir, 0}};
     rk_cli_reply reply;

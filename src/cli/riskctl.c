@@ -8,6 +8,7 @@
  * internal detail; a typo in a command or option gets a "did you mean" and a
  * pointer to --help, with exit status 2 so scripts can tell "you called me
  * wrong" from "the check failed" (1). */
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -213,6 +214,33 @@ int rk_cli_parse_ms(const rk_cli_cmd *cmd, const char *name, const char *text, i
                             name, text);
     *out = (int)v;
     return 0;
+}
+
+#define MAX_SUBS 8
+
+int rk_cli_dispatch(const rk_cli_cmd *cmd, const rk_cli_cmd *const *subs, size_t nsubs,
+                    const char *words, int argc, char **argv)
+{
+    if (argc < 2)
+        return rk_cli_usage(cmd, "%s needs a subcommand: %s", cmd->name, words);
+    const char *word = argv[1];
+    if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0) {
+        print_cmd_help(cmd);
+        return RK_CLI_OK;
+    }
+    assert(nsubs <= MAX_SUBS);
+    size_t skip = strlen(cmd->name) + 1; /* "log dump": after "log " */
+    const char *names[MAX_SUBS];
+    for (size_t i = 0; i < nsubs; i++) {
+        names[i] = subs[i]->name + skip;
+        if (strcmp(word, names[i]) == 0)
+            return subs[i]->run(subs[i], argc - 1, argv + 1);
+    }
+    const char *near = rk_suggest(word, names, nsubs);
+    if (near)
+        return rk_cli_usage(cmd, "unknown %s subcommand '%s' (did you mean '%s'?)", cmd->name,
+                            word, near);
+    return rk_cli_usage(cmd, "unknown %s subcommand '%s' (%s)", cmd->name, word, words);
 }
 
 int rk_cli_read_stream(FILE *f, char **out, size_t *len)
