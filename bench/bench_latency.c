@@ -27,28 +27,6 @@ typedef struct opts {
 } opts;
 
 
-/* The echo server: runs in a child process until killed. */
-static void run_echo(const char *endpoint)
-{
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_ROUTER);
-    if (zmq_bind(s, endpoint) != 0) {
-        fprintf(stderr, "echo bind %s: %s\n", endpoint, zmq_strerror(zmq_errno()));
-        _exit(1);
-    }
-    for (;;) {
-        zmq_msg_t m;
-        int more;
-        do {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) < 0)
-                _exit(0);
-            more = zmq_msg_more(&m);
-            zmq_msg_send(&m, s, more ? ZMQ_SNDMORE : 0);
-        } while (more);
-    }
-}
-
 typedef struct target {
     const char *name;   /* "echo" or "riskd" */
     char endpoint[64];  /* tcp://127.0.0.1:PORT */
@@ -125,7 +103,7 @@ int main(int argc, char **argv)
     snprintf(riskd.endpoint, sizeof riskd.endpoint, "tcp://127.0.0.1:%d", bench_free_port());
     pid_t echo_pid = fork();
     if (echo_pid == 0)
-        run_echo(echo.endpoint);
+        bench_echo_serve("bench_latency", echo.endpoint);
 
     char tmpdir[] = "/tmp/rk-bench-XXXXXX";
     if (!mkdtemp(tmpdir)) {

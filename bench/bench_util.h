@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -110,6 +111,39 @@ static inline pid_t bench_start_riskd(char *const argv[], void *zctx, const char
     fprintf(stderr, "riskd did not answer a ping on %s within 10 s\n", endpoint);
     kill(pid, SIGKILL);
     exit(1);
+}
+
+/* A bare ZeroMQ echo: a ROUTER on endpoint that sends every message back as
+ * it came, in the calling (child) process, until it is killed; it dies with
+ * its parent. The socket buffers are riskd's own (ROUTER_SNDHWM/RCVHWM), so
+ * the echo and riskd queue alike under load. Never returns; exits 3 when it
+ * cannot bind. The transport floor both benchmarks compare riskd against. */
+#define BENCH_ECHO_SNDHWM 100000
+#define BENCH_ECHO_RCVHWM 10000
+static inline void bench_echo_serve(const char *prog, const char *endpoint)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    int snd = BENCH_ECHO_SNDHWM, rcv = BENCH_ECHO_RCVHWM;
+    zmq_setsockopt(s, ZMQ_SNDHWM, &snd, sizeof snd);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &rcv, sizeof rcv);
+    if (zmq_bind(s, endpoint) != 0) {
+        fprintf(stderr, "%s: echo: cannot bind %s: %s\n", prog, endpoint,
+                zmq_strerror(zmq_errno()));
+        _exit(3);
+    }
+    for (;;) {
+        zmq_msg_t m;
+        int more;
+        do {
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, s, 0) < 0)
+                _exit(0);
+            more = zmq_msg_more(&m);
+            zmq_msg_send(&m, s, more ? ZMQ_SNDMORE : 0);
+        } while (more);
+    }
 }
 
 static inline void bench_stop(pid_t pid)

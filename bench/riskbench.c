@@ -59,8 +59,6 @@
 #define SETTLE_NS 20000000LL  /* t0 is this far after the sockets connect */
 #define SETTLE_RTT_NS 5000000 /* find-max: a step starts once a ping comes back this fast */
 #define SETTLE_WAIT_MS 10000  /* or after this long */
-#define HWM_ECHO_SND 100000   /* the echo's socket buffers: riskd's ROUTER_SNDHWM */
-#define HWM_ECHO_RCV 10000    /* and ROUTER_RCVHWM */
 
 typedef struct opts {
     const char *endpoint; /* target; with --echo and none given, a free loopback port */
@@ -436,32 +434,6 @@ static int batch_make(batch *b, const reqs *q, const opts *o, uint64_t first, si
 }
 
 /* ---- the echo ------------------------------------------------------------------- */
-
-/* The echo child: a ROUTER that sends every message back as it came. */
-static void echo_main(const char *endpoint)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_ROUTER);
-    int snd = HWM_ECHO_SND, rcv = HWM_ECHO_RCV;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &snd, sizeof snd);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &rcv, sizeof rcv);
-    if (zmq_bind(s, endpoint) != 0) {
-        fprintf(stderr, "%s: echo: cannot bind %s: %s\n", prog, endpoint, zmq_strerror(errno));
-        _exit(3);
-    }
-    for (;;) {
-        zmq_msg_t m;
-        int more;
-        do {
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) < 0)
-                _exit(0);
-            more = zmq_msg_more(&m);
-            zmq_msg_send(&m, s, more ? ZMQ_SNDMORE : 0);
-        } while (more);
-    }
-}
 
 /* Pings endpoint until a ping comes back within max_rtt_ns, for at most
  * wait_ms. Returns 0 when one did; RK_ETIMEOUT; RK_EINVAL when endpoint is
@@ -919,7 +891,7 @@ int main(int argc, char **argv)
             return failure("cannot fork the echo server: %s", strerror(errno));
         }
         if (echo == 0)
-            echo_main(endpoint);
+            bench_echo_serve(prog, endpoint);
     }
     prctl(PR_SET_TIMERSLACK, 1UL); /* ppoll wakes on time, not up to 50 us late */
 
