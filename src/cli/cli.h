@@ -117,4 +117,9 @@ int rk_cli_request(const char *endpoint, int timeout_ms, const void *body, size_
 /* Releases a reply (zeroed or filled by rk_cli_request). */
 void rk_cli_reply_free(rk_cli_reply *reply);
 
+/* Writes s (n bytes) as one CSV cell: quoted when it holds a comma, a quote
+ * or a line break, or is empty (a quoted empty cell is the empty string; an
+ * unquoted one, written by the caller as nothing, is a missing value). */
+void rk_cli_csv_cell(FILE *f, const char *s, size_t n);
+
 #endif

@@ -459,25 +459,6 @@ typedef struct features_out {
     int n;            /* features per row */
 } features_out;
 
-/* Writes s as one CSV cell, quoted when it must be. */
-static void csv_cell(FILE *f, const char *s, size_t n)
-{
-    bool quote = false;
-    for (size_t i = 0; i < n && !quote; i++)
-        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
-    if (!quote) {
-        fwrite(s, 1, n, f);
-        return;
-    }
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            fputc('"', f);
-        fputc(s[i], f);
-    }
-    fputc('"', f);
-}
-
 /* Opens the CSV and writes its header. RK_CLI_OK or RK_CLI_FAIL after the message. */
 static int features_open(features_out *fo, const char *path, const rk_ruleset *rs,
                          const char *rules_path)
@@ -495,7 +476,7 @@ static int features_open(features_out *fo, const char *path, const rk_ruleset *r
     for (int i = 0; i < fo->n; i++) {
         const char *name = rk_ruleset_feature_name(rs, i);
         fputc(',', fo->f);
-        csv_cell(fo->f, name ? name : "", name ? strlen(name) : 0);
+        rk_cli_csv_cell(fo->f, name ? name : "", name ? strlen(name) : 0);
     }
     fputc('\n', fo->f);
     return RK_CLI_OK;
@@ -507,7 +488,7 @@ static void features_row(features_out *fo, const rk_replayer *r, const record *r
 {
     rk_mp_item id;
     if (rk_mp_map_find(rec->req, rec->req_len, "id", &id, NULL) == 0 && id.type == RK_MP_STR)
-        csv_cell(fo->f, (const char *)id.raw.p, id.raw.len);
+        rk_cli_csv_cell(fo->f, (const char *)id.raw.p, id.raw.len);
     fprintf(fo->f, ",%" PRId64 ",", rec->t);
     if (rec->label >= 0)
         fputc('0' + rec->label, fo->f);

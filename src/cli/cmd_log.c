@@ -485,25 +485,6 @@ static int collect_pair(void *arg, const rk_mp_item *k, const uint8_t *v, size_t
     return 0;
 }
 
-/* Writes s as a CSV cell: quoted when it holds a comma, a quote, a line
- * break, or nothing at all (a quoted empty cell is the empty string). */
-static void csv_put(FILE *f, const char *s, size_t n)
-{
-    bool quote = n == 0 || memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) ||
-                 memchr(s, '\r', n);
-    if (!quote) {
-        fwrite(s, 1, n, f);
-        return;
-    }
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            fputc('"', f);
-        fputc(s[i], f);
-    }
-    fputc('"', f);
-}
-
 /* Writes the msgpack value in [p, p + n) as a cell. */
 static int put_value(FILE *f, const uint8_t *p, size_t n)
 {
@@ -516,7 +497,7 @@ static int put_value(FILE *f, const uint8_t *p, size_t n)
     case RK_MP_NIL:
         return 0;
     case RK_MP_STR:
-        csv_put(f, (const char *)v.raw.p, v.raw.len);
+        rk_cli_csv_cell(f, (const char *)v.raw.p, v.raw.len);
         return 0;
     case RK_MP_UINT:
         fprintf(f, "%llu", (unsigned long long)v.u);
@@ -531,7 +512,7 @@ static int put_value(FILE *f, const uint8_t *p, size_t n)
         char *s = json_of(p, n);
         if (!s)
             return RK_ENOMEM;
-        csv_put(f, s, strlen(s));
+        rk_cli_csv_cell(f, s, strlen(s));
         free(s);
         return 0;
     }
@@ -596,7 +577,7 @@ static int put_reasons(FILE *f, const uint8_t *p, size_t n)
         len += s.raw.len;
     }
     if (len > 0)
-        csv_put(f, buf, len);
+        rk_cli_csv_cell(f, buf, len);
     free(buf);
     return 0;
 }
@@ -614,7 +595,7 @@ static int put_decision_cells(FILE *f, const rk_rlog_rec *rec, bool lead)
             fputc(',', f);
         if (d == DC_RULESET) {
             if (rec->ruleset)
-                csv_put(f, rec->ruleset, rec->ruleset_len);
+                rk_cli_csv_cell(f, rec->ruleset, rec->ruleset_len);
         } else if (!rc.p[d]) {
             continue;
         } else if (d == DC_REASONS) {
@@ -623,7 +604,7 @@ static int put_decision_cells(FILE *f, const rk_rlog_rec *rec, bool lead)
             rk_mp_item code;
             if (rk_mp_map_find(rc.p[d], rc.n[d], "code", &code, NULL) == 0 &&
                 code.type == RK_MP_STR)
-                csv_put(f, (const char *)code.raw.p, code.raw.len);
+                rk_cli_csv_cell(f, (const char *)code.raw.p, code.raw.len);
         } else {
             err = put_value(f, rc.p[d], rc.n[d]);
         }
@@ -661,7 +642,7 @@ static void put_header(FILE *f, const table *t)
             fputc(',', f);
         bool typed = c->kind == KIND_EXTRA && !c->nonstr && c->ambiguous;
         if (!typed) {
-            csv_put(f, c->name, c->len);
+            rk_cli_csv_cell(f, c->name, c->len);
             continue;
         }
         char *s = malloc((size_t)c->len + 5);
@@ -669,7 +650,7 @@ static void put_header(FILE *f, const table *t)
             continue; /* out of memory for a header cell: ferror follows soon enough */
         memcpy(s, c->name, c->len);
         memcpy(s + c->len, ":str", 4);
-        csv_put(f, s, (size_t)c->len + 4);
+        rk_cli_csv_cell(f, s, (size_t)c->len + 4);
         free(s);
     }
     if (t->decisions)

@@ -274,3 +274,22 @@ int rk_cli_read_stream(FILE *f, char **out, size_t *len)
     *len = n;
     return 0;
 }
+
+/* Writes s as a CSV cell: quoted when it holds a comma, a quote, a line
+ * break, or nothing at all (a quoted empty cell is the empty string). */
+void rk_cli_csv_cell(FILE *f, const char *s, size_t n)
+{
+    bool quote = n == 0 || memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) ||
+                 memchr(s, '\r', n);
+    if (!quote) {
+        fwrite(s, 1, n, f);
+        return;
+    }
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            fputc('"', f);
+        fputc(s[i], f);
+    }
+    fputc('"', f);
+}
