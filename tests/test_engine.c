@@ -555,7 +555,8 @@ static void test_stats_map(void **state)
         "entries_lists",   "entries_recent", "entries_meta", "commits",
         "aborts",          "syncs",          "durable_commits", "map_growths",
         "txn_replays",     "sweeps",         "swept_counters", "swept_lists",
-        "swept_recent",    "store_errors",   "page_size"};
+        "swept_recent",    "store_errors",   "page_size",    "cache_records",
+        "cache_dirty",     "cache_evictions", "wal_entries", "checkpoints"};
     assert_int_equal(st->via.map.size, 1 + sizeof store_keys / sizeof store_keys[0]);
     for (size_t i = 0; i < sizeof store_keys / sizeof store_keys[0]; i++)
         (void)uint_of(get(st, store_keys[i]));

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -590,7 +591,8 @@ static void grow_with(fx *f, int headroom_pct, int entities)
     assert_int_equal(st.entries_recent, (uint64_t)entities * 2);
     if (headroom_pct == 0)
         assert_true(st.txn_replays >= 1);
-    /* survives a reopen */
+    /* survives a reopen (a private store keeps what a checkpoint wrote) */
+    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
     fx_close(f);
     fx_open(f);
     set_str(f->txn, RK_F_ACCOUNT, "acct-77");
@@ -669,9 +671,11 @@ static void test_batch(void **state)
     assert_int_equal(rk_store_sweep(f->s, T0 + 7, &sr), 0);
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
     assert_int_equal(st.entries_recent, 5);
-    /* closing commits what is open */
+    /* closing commits what is open; a private store's cached changes are
+     * written only by a checkpoint */
     assert_int_equal(score(f, c, "b-5", T0 + 8, out, &rp), 0);
     assert_int_equal(out[0].i, 6);
+    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
     fx_close(f);
     f->cfg.batch = 1;
     fx_open(f);
@@ -694,6 +698,7 @@ static void test_batch_map_growth(void **state)
 {
     fx *f = *state;
     f->cfg.batch = 100;
+    f->cfg.cache_records = 64; /* records written in place, in the batch's transaction */
     grow_with(f, 10, 3000);
 }
 
@@ -701,7 +706,104 @@ static void test_batch_map_full_rebuild(void **state)
 {
     fx *f = *state;
     f->cfg.batch = 100;
+    f->cfg.cache_records = 64;
     grow_with(f, 0, 3000);
+}
+
+/* ---- write-back cache and its log ---------------------------------------- */
+
+/* Requests committed but never checkpointed survive a process that stops
+ * without closing the store (as after kill -9): the next open replays the
+ * write-ahead log. A child process does the requests and _exits. */
+static void test_wal_recovery(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000; /* the child never checkpoints */
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rk_value out[1];
+        rk_replay rp;
+        char acct[32], id[32];
+        fx_open(f);
+        for (int i = 0; i < 200; i++) {
+            snprintf(acct, sizeof acct, "acct-%d", i % 20);
+            snprintf(id, sizeof id, "w-%d", i);
+            set_str(f->txn, RK_F_ACCOUNT, acct);
+            if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / 20 + 1)
+                _exit(2);
+        }
+        rk_store_stats st;
+        if (rk_store_stats_get(f->s, &st) != 0 || st.wal_entries != 200 || st.checkpoints != 0)
+            _exit(3);
+        _exit(0); /* no close: nothing checkpointed, the log holds it all */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fx_open(f);
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.wal_entries, 0); /* replayed and emptied at open */
+    assert_int_equal(st.entries_counters, 20);
+    assert_int_equal(st.entries_recent, 200);
+    set_str(f->txn, RK_F_ACCOUNT, "acct-7");
+    assert_int_equal(peek(f, c, 0, T0 + 300), 10);
+    /* a retry of a request the child answered is found */
+    rk_replay rp;
+    assert_int_equal(rk_store_begin(f->w, T0 + 300), 0);
+    assert_int_equal(rk_recent_check(f->w, "w-199", 5, &rp), 0);
+    assert_memory_equal(rp.reply, "reply:w-199:10", rp.reply_len);
+    rk_store_abort(f->w);
+    rk_counters_free(c);
+}
+
+/* Checkpoints move cached changes into their databases and trim the log;
+ * an aborted request leaves neither cache nor log changed. */
+static void test_checkpoint_and_abort(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000; /* checkpoints only when the test asks */
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    rk_replay rp;
+    set_str(f->txn, RK_F_ACCOUNT, "acct-ckpt");
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "k-%d", i);
+        assert_int_equal(score(f, c, id, T0 + i, out, &rp), 0);
+    }
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.wal_entries, 5);
+    assert_int_equal(st.cache_dirty, 6); /* one counter record, five decided ones */
+    /* aborted: the counter is back at 5 and the log did not grow */
+    assert_int_equal(rk_store_begin(f->w, T0 + 10), 0);
+    assert_int_equal(rk_counters_apply(f->w, c, f->txn, T0 + 10, NULL, out), 0);
+    assert_int_equal(out[0].i, 6);
+    rk_store_abort(f->w);
+    assert_int_equal(peek(f, c, 0, T0 + 10), 5);
+    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.wal_entries, 0);
+    assert_int_equal(st.cache_dirty, 0);
+    assert_true(st.checkpoints >= 1);
+    assert_int_equal(st.entries_counters, 1);
+    assert_int_equal(st.entries_recent, 5);
+    /* once checkpointed, clean records may leave the cache: reads come from LMDB */
+    fx_close(f);
+    f->cfg.cache_records = 64;
+    fx_open(f);
+    assert_int_equal(peek(f, c, 0, T0 + 11), 5);
+    rk_counters_free(c);
 }
 
 /* ---- sweeper ------------------------------------------------------------- */
@@ -864,6 +966,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_map_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_map_full_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore_and_no_raw_values, setup, teardown),
     };

@@ -395,6 +395,7 @@ int rk_replayer_open(const rk_replayer_config *cfg, rk_replayer **out, rk_diag *
     ec.store.map_size = MAP_SIZE;
     ec.store.writemap = true;
     ec.store.batch = cfg->batch > 0 ? cfg->batch : RK_REPLAY_BATCH_DEFAULT;
+    ec.store.cache_records = RK_REPLAY_CACHE_RECORDS;
     if (rc == 0)
         rc = rk_engine_open(&ec, &r->engine, diag);
     if (rc == 0 && (rc = rk_worker_new(r->engine, &r->worker)) < 0)

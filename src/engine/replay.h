@@ -25,6 +25,8 @@
 #include "rules/ruleset.h"
 
 #define RK_REPLAY_BATCH_DEFAULT 1000 /* requests per store commit in a private store */
+#define RK_REPLAY_CACHE_RECORDS ((size_t)4 << 20) /* a private store keeps this many records in
+                                                     memory before writing the rest in place */
 
 typedef struct rk_replayer rk_replayer;
 

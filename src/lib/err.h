@@ -19,7 +19,8 @@
     XX(TIMEOUT, -11, "timed out")                          \
     XX(EXISTS, -12, "already exists")                      \
     XX(STORE, -13, "storage error")                        \
-    XX(CORRUPT, -14, "corrupt data")
+    XX(CORRUPT, -14, "corrupt data")                       \
+    XX(FULL, -15, "no room")
 
 enum {
     RK_OK = 0,

@@ -251,6 +251,24 @@ static int set_writemap(rk_config *c, const char *v, const origin *o, rk_diag *d
     return set_bool(&c->writemap, "writemap", v, o, diag);
 }
 
+static int set_cache_records(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 1024, 1L << 30, &n) < 0)
+        return bad(diag, o, "cache_records", "a record count from 1024 to 1073741824", v);
+    c->cache_records = n;
+    return 0;
+}
+
+static int set_checkpoint(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    long n;
+    if (parse_long(v, 1, 3600000, &n) < 0)
+        return bad(diag, o, "checkpoint_ms", "milliseconds from 1 to 3600000", v);
+    c->checkpoint_ms = n;
+    return 0;
+}
+
 /* ---- the decision_log section ---- */
 
 static int set_dl_enabled(rk_config *c, const char *v, const origin *o, rk_diag *diag)
@@ -356,6 +374,8 @@ static const keydef keys[] = {
     {.name = "keep_decisions", .set = set_keep_decisions, .flag = false},
     {.name = "sweep_interval_ms", .set = set_sweep_interval, .flag = false},
     {.name = "writemap", .set = set_writemap, .flag = false},
+    {.name = "cache_records", .set = set_cache_records, .flag = false},
+    {.name = "checkpoint_ms", .set = set_checkpoint, .flag = false},
     {.name = "decision_log",
      .section = decision_log_keys,
      .nsection = sizeof decision_log_keys / sizeof decision_log_keys[0]},
@@ -384,6 +404,8 @@ void rk_config_defaults(rk_config *c)
     c->keep_decisions_ms = 0;
     c->sweep_interval_ms = sc.sweep_interval_ms;
     c->writemap = sc.writemap;
+    c->cache_records = (int64_t)sc.cache_records;
+    c->checkpoint_ms = sc.checkpoint_ms;
     rk_declog_config_default(&c->decision_log);
     c->decision_log.enabled = true;
 }
@@ -400,6 +422,8 @@ void rk_config_store(const rk_config *c, rk_store_config *sc)
     sc->recent_ttl_ms = c->keep_decisions_ms ? c->keep_decisions_ms : c->retry_window_ms;
     sc->sweep_interval_ms = c->sweep_interval_ms;
     sc->writemap = c->writemap;
+    sc->cache_records = (size_t)c->cache_records;
+    sc->checkpoint_ms = c->checkpoint_ms;
 }
 
 static int find_in(const keydef *table, size_t n, const char *name)

@@ -96,6 +96,8 @@ void rk_store_config_default(rk_store_config *c)
     c->sweep_batch = 256;
     c->max_readers = 126;
     c->writemap = true;
+    c->cache_records = (size_t)256 << 10;
+    c->checkpoint_ms = 1000;
     c->batch = 1;
 }
 
@@ -358,6 +360,7 @@ static int check_config(rk_store_config *c)
         return RK_EINVAL;
     }
     if (c->sync_interval_ms <= 0 || c->dedupe_ttl_ms <= 0 || c->sweep_interval_ms < 0 ||
+        c->checkpoint_ms <= 0 || c->cache_records == 0 ||
         c->sweep_batch <= 0 || c->max_readers <= 0 || c->grow_headroom_pct < 0 ||
         c->grow_headroom_pct > 50) {
         rk_log_error("state: invalid store configuration (intervals, TTLs, batch, readers)");
@@ -454,9 +457,11 @@ static int open_dbs(rk_store *s)
     } dbs[] = {{"counters", &s->db_counters},
                {"lists", &s->db_lists},
                {"recent", &s->db_recent},
-               {"meta", &s->db_meta}};
+               {"meta", &s->db_meta},
+               {"wal", &s->db_wal}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0) {
+        unsigned flags = MDB_CREATE | (dbs[i].dbi == &s->db_wal ? MDB_INTEGERKEY : 0);
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi)) != 0) {
             mdb_txn_abort(txn);
             return rk_store_mdb_fail(s, rc, "opening a database");
         }
@@ -483,7 +488,9 @@ static int init_sync(rk_store *s)
     int rc = pthread_mutex_init(&s->gate, NULL) | pthread_rwlock_init(&s->maplock, &ra) |
              pthread_mutex_init(&s->sync_mu, NULL) | pthread_cond_init(&s->sync_wake, &ca) |
              pthread_cond_init(&s->sync_done, &ca) | pthread_mutex_init(&s->sweep_run, NULL) |
-             pthread_mutex_init(&s->sweep_mu, NULL) | pthread_cond_init(&s->sweep_wake, &ca);
+             pthread_mutex_init(&s->sweep_mu, NULL) | pthread_cond_init(&s->sweep_wake, &ca) |
+             pthread_mutex_init(&s->ckpt_run, NULL) | pthread_mutex_init(&s->ckpt_mu, NULL) |
+             pthread_cond_init(&s->ckpt_wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_rwlockattr_destroy(&ra);
     return rc ? RK_ENOMEM : 0;
@@ -534,9 +541,16 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
     if (rc == 0)
         rc = open_dbs(s);
     if (rc == 0)
+        rc = rk_wal_recover(s);
+    s->wal_on = s->cfg.batch <= 1;
+    if (rc == 0)
+        rc = rk_wcache_new(s->cfg.cache_records, &s->wc);
+    if (rc == 0)
         rc = worker_create(s, 1, &s->sweep_w);
     if (rc == 0)
-        s->sweep_w->nowait = true;
+        rc = worker_create(s, 1, &s->ckpt_w);
+    if (rc == 0)
+        s->sweep_w->nowait = s->ckpt_w->nowait = true;
     /* A batching store is private and temporary, and its open batch belongs
      * to one thread: no flush thread, and no sweeper (rk_store_sweep from
      * that thread still works). */
@@ -545,6 +559,12 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
             rc = RK_ENOMEM;
         else
             s->syncer_on = true;
+    }
+    if (rc == 0 && s->wal_on) {
+        if (pthread_create(&s->ckpt, NULL, rk_wal_ckpt_main, s) != 0)
+            rc = RK_ENOMEM;
+        else
+            s->ckpt_on = true;
     }
     if (rc == 0 && s->cfg.sweep_interval_ms > 0 && s->cfg.batch <= 1) {
         if (pthread_create(&s->sweeper, NULL, sweep_main, s) != 0)
@@ -576,11 +596,21 @@ void rk_store_close(rk_store *s)
     pthread_mutex_lock(&s->sweep_mu);
     pthread_cond_broadcast(&s->sweep_wake);
     pthread_mutex_unlock(&s->sweep_mu);
+    pthread_mutex_lock(&s->ckpt_mu);
+    pthread_cond_broadcast(&s->ckpt_wake);
+    pthread_mutex_unlock(&s->ckpt_mu);
     if (s->syncer_on)
         pthread_join(s->syncer, NULL);
     if (s->sweeper_on)
         pthread_join(s->sweeper, NULL);
+    if (s->ckpt_on)
+        pthread_join(s->ckpt, NULL);
+    /* a clean close leaves the log empty (a private store's cache just goes) */
+    if (s->wal_on && s->ckpt_w && s->wc && rk_store_checkpoint(s, true) != 0)
+        rk_log_error("state: the final checkpoint failed; the log replays at next open");
     rk_store_worker_free(s->sweep_w);
+    rk_store_worker_free(s->ckpt_w);
+    rk_wcache_free(s->wc);
     if (s->env) {
         if (s->cfg.batch <= 1 && mdb_env_sync(s->env, 1) != 0)
             rk_log_error("state: final fsync failed");
@@ -595,6 +625,9 @@ void rk_store_close(rk_store *s)
     pthread_mutex_destroy(&s->sweep_run);
     pthread_mutex_destroy(&s->sweep_mu);
     pthread_cond_destroy(&s->sweep_wake);
+    pthread_mutex_destroy(&s->ckpt_run);
+    pthread_mutex_destroy(&s->ckpt_mu);
+    pthread_cond_destroy(&s->ckpt_wake);
     free(s);
 }
 
@@ -638,6 +671,7 @@ void rk_store_worker_free(rk_store_worker *w)
     free(w->grec);
     free(w->reply);
     free(w->redo);
+    free(w->wal);
     free(w);
 }
 
@@ -677,7 +711,10 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
     w->log_full = false;
     w->nfb = 0;
     w->redo_overflow = false;
+    w->wal_used = 0;
+    w->ckpt_flushed = 0;
     if (w->locked) { /* an open batch: this request joins it */
+        rk_wcache_begin(w->s->wc);
         w->in_req = true;
         return 0;
     }
@@ -701,6 +738,7 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
                              ? ((size_t)info.me_last_pgno + 1) * s->psize
                              : 0;
     }
+    rk_wcache_begin(s->wc);
     w->in_req = true;
     return 0;
 }
@@ -772,8 +810,17 @@ static int cursor(rk_store_worker *w, int which, MDB_cursor **out)
     return 0;
 }
 
+/* The cache is tried first; a miss reads LMDB and caches a clean copy. When
+ * the cache has no clean record to give up, the key is served from LMDB
+ * directly (write-through), which is always consistent: it is not cached. */
 int rk_store_get(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what)
 {
+    const uint8_t *cv;
+    size_t clen;
+    if (rk_wcache_get(w->s->wc, which, k->mv_data, k->mv_size, &cv, &clen) == 0) {
+        *v = (MDB_val){clen, (void *)cv};
+        return 0;
+    }
     MDB_cursor *c;
     int rc = cursor(w, which, &c);
     if (rc != 0)
@@ -781,17 +828,29 @@ int rk_store_get(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const ch
     rc = mdb_cursor_get(c, k, v, MDB_SET);
     if (rc == MDB_NOTFOUND)
         return RK_ENOTFOUND;
-    return rc ? rk_store_mdb_fail(w->s, rc, what) : 0;
+    if (rc != 0)
+        return rk_store_mdb_fail(w->s, rc, what);
+    if (rk_wcache_load(w->s->wc, which, k->mv_data, k->mv_size, v->mv_data, v->mv_size, &cv) == 0)
+        v->mv_data = (void *)cv;
+    return 0;
 }
 
+/* A change to a cached record goes to the cache and the request's log
+ * entry (see wal.c); without room in the cache, to LMDB in place. */
 int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const char *what)
 {
+    rk_store *s = w->s;
+    int rc = rk_wcache_put(s->wc, which, k->mv_data, k->mv_size, v->mv_data, v->mv_size,
+                           s->wal_next);
+    if (rc == 0)
+        return s->wal_on ? rk_wal_add(w, which, k, v) : 0;
+    if (rc != RK_EFULL)
+        return rc;
     MDB_cursor *c;
-    int rc = cursor(w, which, &c);
-    if (rc != 0)
+    if ((rc = cursor(w, which, &c)) != 0)
         return rc;
     if ((rc = mdb_cursor_put(c, k, v, 0)) != 0)
-        return rk_store_mdb_fail(w->s, rc, what);
+        return rk_store_mdb_fail(s, rc, what);
     if (w->redo)
         redo_append(w, REDO_PUT, mdb_cursor_dbi(c), k, v);
     return 0;
@@ -835,6 +894,9 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
         rk_log_error("state: map full in a transaction too large to re-run");
         return RK_ESTORE;
     }
+    rk_wcache_undo(s->wc); /* the request's cached changes go with its transaction */
+    w->wal_used = 0;
+    w->ckpt_flushed = 0;
     for (int attempt = 0; attempt < GROW_ATTEMPTS; attempt++) {
         if (w->txn) {
             mdb_txn_abort(w->txn);
@@ -863,6 +925,11 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
             if (rc == RK_ST_MAPFULL || hard_failure(rc))
                 break;
         }
+        if (rc == RK_ST_MAPFULL) { /* start the next attempt from the same cache */
+            rk_wcache_undo(s->wc);
+            w->wal_used = 0;
+            w->ckpt_flushed = 0;
+        }
         if (hard_failure(rc))
             return rc;
         if (rc != RK_ST_MAPFULL) {
@@ -880,6 +947,9 @@ void rk_store_abort(rk_store_worker *w)
         return;
     w->in_req = false;
     atomic_fetch_add(&w->s->n_aborts, 1);
+    rk_wcache_undo(w->s->wc);
+    w->wal_used = 0;
+    w->ckpt_flushed = 0;
     if (w->batch_n > 0) {
         /* keep the batch's earlier requests: rebuild them without this one */
         if (restart(w, false, false, NULL) == 0) {
@@ -936,6 +1006,44 @@ static int wait_durable(rk_store *s, uint64_t seq)
     return rc;
 }
 
+static void mirror_stats(rk_store *s);
+
+/* The cache's side of a successful commit (gate still held): the request's
+ * changes stay, a checkpoint's records are clean, the log moves on, and the
+ * figures stats reads are refreshed. */
+static void after_commit(rk_store_worker *w)
+{
+    rk_store *s = w->s;
+    rk_wcache_keep(s->wc);
+    if (w->wal_used > 0)
+        s->wal_next++;
+    w->wal_used = 0;
+    if (w->ckpt_flushed > 0)
+        rk_wcache_mark_clean(s->wc, w->ckpt_flushed);
+    w->ckpt_flushed = 0;
+    mirror_stats(s);
+}
+
+/* Copies the cache's figures where rk_store_stats_get reads them without
+ * the write lock, and wakes the checkpointer when changes pile up faster
+ * than its interval drains them. */
+static void mirror_stats(rk_store *s)
+{
+    rk_wcache_stats wst;
+    rk_wcache_stats_get(s->wc, &wst);
+    atomic_store(&s->st_cached, wst.records);
+    atomic_store(&s->st_dirty, wst.dirty);
+    for (int d = 0; d < RK_WC_DBS; d++)
+        atomic_store(&s->st_pending[d], wst.pending_new[d]);
+    atomic_store(&s->st_evictions, wst.evictions);
+    if (s->ckpt_on && wst.dirty > s->cfg.cache_records / 2) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_kick = true;
+        pthread_cond_signal(&s->ckpt_wake);
+        pthread_mutex_unlock(&s->ckpt_mu);
+    }
+}
+
 /* Commits w's LMDB transaction: the current request (if any) and the batch
  * before it. After MDB_MAP_FULL the map grows and the transaction is rebuilt
  * (the batch from its redo log, the current request from its op log). */
@@ -949,11 +1057,14 @@ static int commit_now(rk_store_worker *w)
             rc = RK_ESTORE;
             break;
         }
-        int mrc = mdb_txn_commit(w->txn);
-        w->txn = NULL; /* freed by LMDB on success and failure alike */
-        if (mrc == 0)
-            break;
-        rc = rk_store_mdb_fail(s, mrc, "committing");
+        rc = rk_wal_write(w);
+        if (rc == 0) {
+            int mrc = mdb_txn_commit(w->txn);
+            w->txn = NULL; /* freed by LMDB on success and failure alike */
+            if (mrc == 0)
+                break;
+            rc = rk_store_mdb_fail(s, mrc, "committing");
+        }
         if (rc != RK_ST_MAPFULL)
             break;
         int last;
@@ -961,10 +1072,18 @@ static int commit_now(rk_store_worker *w)
             break;
     }
     if (rc != 0) {
+        if (w->txn) {
+            mdb_txn_abort(w->txn);
+            w->txn = NULL;
+        }
+        rk_wcache_undo(s->wc);
+        w->wal_used = 0;
+        w->ckpt_flushed = 0;
         atomic_fetch_add(&s->n_aborts, 1);
         release(w);
         return rc < 0 ? rc : RK_ESTORE;
     }
+    after_commit(w);
     if (w->batch_max > 1) { /* what the next batch is given as headroom */
         MDB_envinfo info;
         size_t used = mdb_env_info(s->env, &info) == 0
@@ -995,6 +1114,8 @@ int rk_store_commit(rk_store_worker *w)
         w->redo_done = w->redo_used;
         w->nops = 0;
         w->in_req = false;
+        rk_wcache_keep(w->s->wc);
+        mirror_stats(w->s);
         w->s->batch_w = w;
         return 0;
     }
@@ -1030,6 +1151,8 @@ int rk_store_stats_get(rk_store *s, rk_store_stats *out)
         if (mdb_stat(txn, dbs[i], &ms) == 0)
             *dst[i] = ms.ms_entries;
     }
+    if (mdb_stat(txn, s->db_wal, &ms) == 0)
+        st.wal_entries = ms.ms_entries;
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     st.map_bytes = info.me_mapsize;
@@ -1053,6 +1176,12 @@ int rk_store_stats_get(rk_store *s, rk_store_stats *out)
     st.swept_lists = atomic_load(&s->n_swept_lists);
     st.swept_recent = atomic_load(&s->n_swept_recent);
     st.store_errors = atomic_load(&s->n_errors);
+    st.entries_counters += atomic_load(&s->st_pending[RK_WC_COUNTERS]);
+    st.entries_recent += atomic_load(&s->st_pending[RK_WC_RECENT]);
+    st.cache_records = atomic_load(&s->st_cached);
+    st.cache_dirty = atomic_load(&s->st_dirty);
+    st.cache_evictions = atomic_load(&s->st_evictions);
+    st.checkpoints = atomic_load(&s->n_checkpoints);
     pthread_mutex_lock(&s->sync_mu);
     st.durable_commits = s->synced_seq;
     pthread_mutex_unlock(&s->sync_mu);

@@ -22,6 +22,18 @@
  *
  * After any failed call inside a transaction, call rk_store_abort.
  *
+ * Write-back cache. Counter and decided-transaction records are read and
+ * written through an in-memory cache of their newest images: a request's
+ * changes go to the cache and, as one write-ahead log entry, into LMDB in
+ * the request's own transaction, so a commit makes them as durable as
+ * before while the request touches one LMDB page instead of a B-tree path
+ * per record. A checkpointer thread writes changed records to their
+ * databases in small transactions every checkpoint_ms and trims the log;
+ * opening a store replays whatever the log still holds. A private
+ * (batching) store keeps its changes in the cache only (no log, no
+ * checkpointer): they reach LMDB only when the cache is full (written in
+ * place) or through rk_store_checkpoint.
+ *
  * Private stores (backtests) may batch: with rk_store_config.batch = N > 1,
  * rk_store_commit really commits only every N-th request and otherwise leaves
  * the transaction open for the next rk_store_begin on the same worker, which
@@ -60,6 +72,9 @@ typedef struct rk_store_config {
     bool writemap;              /* MDB_WRITEMAP in periodic durability: commits write into the map
                                    instead of pwrite(2)ing copies; kill -9 safe all the same (see
                                    docs/operations.md); default true. Strict durability never uses it */
+    size_t cache_records;       /* records kept in the write-back cache; default 262144 (see below) */
+    int64_t checkpoint_ms;      /* the checkpointer writes cached changes to their databases and
+                                   trims the write-ahead log this often; default 1000 */
     int batch;                  /* private stores (backtest): rk_store_commit really commits every `batch`
                                    requests (and rk_store_flush / close); 0 or 1 = every request (default).
                                    Periodic durability only; no sync thread, no final fsync */
@@ -80,15 +95,22 @@ int rk_durability_from_name(const char *name);
  * RK_ESTORE (LMDB error, logged), RK_ENOMEM. */
 int rk_store_open(const rk_store_config *c, rk_store **out);
 
-/* Commits an open batch, stops the threads, flushes to disk (not a batching
- * store: it is private) and closes. No worker may be inside a request. s may
- * be NULL. */
+/* Commits an open batch, stops the threads, checkpoints and flushes to disk
+ * and closes. A private (batching) store is temporary: its cached changes
+ * are dropped, not written (call rk_store_checkpoint first to keep them).
+ * No worker may be inside a request. s may be NULL. */
 void rk_store_close(rk_store *s);
 
 /* Commits the open batch of a batching store (batch > 1), if any; call it
  * from the thread that runs the batching worker, between requests. 0 (also
  * when nothing is open), RK_EINVAL (called inside a request), RK_ESTORE. */
 int rk_store_flush(rk_store *s);
+
+/* Writes cached changes to their databases and trims the write-ahead log
+ * (what the checkpointer thread does every checkpoint_ms): with all, until
+ * nothing is left dirty, else one pass over what was dirty when it began.
+ * Not from inside a request. 0 or RK_ESTORE. */
+int rk_store_checkpoint(rk_store *s, bool all);
 
 /* fsyncs everything committed so far. RK_ESTORE on failure. */
 int rk_store_sync(rk_store *s);
@@ -125,7 +147,8 @@ typedef struct rk_store_stats {
     uint64_t file_bytes;        /* size of data.mdb on disk */
     uint64_t map_bytes;         /* current map size */
     uint64_t used_bytes;        /* pages in use (high-water mark) times page size */
-    uint64_t entries_counters;  /* records in each database */
+    uint64_t entries_counters;  /* records in each database (counters and recent include
+                                   records still only in the cache) */
     uint64_t entries_lists;
     uint64_t entries_recent;
     uint64_t entries_meta;
@@ -140,6 +163,11 @@ typedef struct rk_store_stats {
     uint64_t swept_lists;       /* expired list entries deleted */
     uint64_t swept_recent;      /* decided records past their retention deleted */
     uint64_t store_errors;      /* LMDB errors (each also logged) */
+    uint64_t cache_records;     /* records in the write-back cache */
+    uint64_t cache_dirty;       /* of which not yet checkpointed */
+    uint64_t cache_evictions;   /* clean records dropped from the cache for room */
+    uint64_t wal_entries;       /* write-ahead log entries not yet trimmed */
+    uint64_t checkpoints;       /* checkpoint transactions committed */
 } rk_store_stats;
 
 /* Snapshot of the counters above. RK_ESTORE. */

@@ -13,6 +13,7 @@
 #include "state/keyhash.h"
 #include "state/recent.h"
 #include "state/store.h"
+#include "state/wcache.h"
 
 /* Returned by operations (never to callers) when LMDB reported MDB_MAP_FULL:
  * the store grows the map and re-runs the transaction. */
@@ -38,6 +39,10 @@ struct rk_store {
     MDB_dbi db_lists;             /* dynamic list entries */
     MDB_dbi db_recent;            /* decided transactions */
     MDB_dbi db_meta;              /* format version, secret check */
+    MDB_dbi db_wal;               /* write-ahead log of cached changes (wal.c) */
+    rk_wcache *wc;                /* newest images of hot counter and decided records */
+    bool wal_on;                  /* cached changes are logged and checkpointed (not a private store) */
+    uint64_t wal_next;            /* sequence the next log entry gets (under gate) */
     rk_store_config cfg;          /* copy of the config (dir points at dir below) */
     char dir[4096];               /* data directory path */
     rk_keyhash *kh;               /* installation secret; owned */
@@ -67,6 +72,19 @@ struct rk_store {
     size_t batch_growth;          /* bytes the last batch added to the used pages: the
                                      headroom the next one is given before it starts */
 
+    pthread_mutex_t ckpt_run;     /* one checkpoint at a time (thread, sweep or close) */
+    pthread_mutex_t ckpt_mu;      /* guards ckpt_wake waits */
+    pthread_cond_t ckpt_wake;     /* wakes the checkpointer early (dirty records piling up, close) */
+    bool ckpt_kick;               /* wake now: dirty records passed half the cache (under ckpt_mu) */
+    bool ckpt_on;                 /* the checkpointer thread was started */
+    pthread_t ckpt;               /* the checkpointer thread */
+    rk_store_worker *ckpt_w;      /* its worker */
+
+    atomic_uint_fast64_t n_checkpoints;  /* stats: checkpoint transactions */
+    atomic_uint_fast64_t st_cached;      /* stats mirrored from the cache at each commit */
+    atomic_uint_fast64_t st_dirty;
+    atomic_uint_fast64_t st_pending[RK_WC_DBS];
+    atomic_uint_fast64_t st_evictions;
     atomic_uint_fast64_t n_commits;      /* stats: see rk_store_stats */
     atomic_uint_fast64_t n_aborts;       /* stats */
     atomic_uint_fast64_t n_syncs;        /* stats */
@@ -122,7 +140,34 @@ struct rk_store_worker {
     uint8_t *rec;                 /* scratch for building a decided record (RK_REC_MAX + RK_REPLY_MAX) */
     uint8_t *grec;                /* scratch for building a counter record (RK_GREC_MAX) */
     uint8_t *reply;               /* scratch for a replayed reply (RK_REPLY_MAX) */
+
+    uint8_t *wal;                 /* this request's log entry: the cached records it wrote */
+    size_t wal_used, wal_cap;     /* bytes used and allocated (grows, never shrinks) */
+    int ckpt_flushed;             /* dirty records the open checkpoint txn wrote (marked clean at commit) */
 };
+
+/* Cached databases (indexes into the cache). */
+enum {
+    RK_WC_COUNTERS = RK_CUR_COUNTERS,
+    RK_WC_RECENT = RK_CUR_RECENT,
+};
+
+/* ---- the write-ahead log and checkpoints (wal.c) ---- */
+
+/* Adds one cached record's new image to w's log entry. RK_ENOMEM. */
+int rk_wal_add(rk_store_worker *w, int db, const MDB_val *k, const MDB_val *v);
+
+/* Writes w's log entry (if any) into its transaction at sequence
+ * s->wal_next. 0, RK_ST_MAPFULL or RK_ESTORE. */
+int rk_wal_write(rk_store_worker *w);
+
+/* At open, before any worker: writes what the log holds into the databases
+ * (changes committed but not yet checkpointed when the process stopped) and
+ * empties it. RK_ESTORE. */
+int rk_wal_recover(rk_store *s);
+
+/* The checkpointer thread's body (arg: the store). */
+void *rk_wal_ckpt_main(void *arg);
 
 /* Runs fn(w, copy of arg) inside w's transaction, logging it so a map growth
  * can re-run it (and everything before it) in a fresh transaction. Returns

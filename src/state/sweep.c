@@ -12,7 +12,8 @@
  * sweep_batch, then commits and lets requests run before the next one resumes
  * after the last key examined. Requests wait at most one batch (a few hundred
  * microseconds to a few milliseconds). One pass runs at a time, on the store's
- * own worker. */
+ * own worker. It starts with a full checkpoint, so the records it judges are
+ * their newest images; a record changed in the cache since then is kept. */
 #include <string.h>
 
 #include "lib/err.h"
@@ -87,6 +88,11 @@ static int batch_op(rk_store_worker *w, void *arg)
         size_t nlen = 0;
         uint64_t dropped = 0;
         int act = judge(w, a->db, &v, a->now_ms, &nlen, &dropped);
+        /* a cached record changed since the checkpoint is newer than this one */
+        int wdb = a->db == DB_COUNTERS ? RK_WC_COUNTERS : RK_WC_RECENT;
+        if (act != RK_SWEEP_KEEP && a->db != DB_LISTS &&
+            !rk_wcache_forget_clean(s->wc, wdb, k.mv_data, k.mv_size))
+            act = RK_SWEEP_KEEP;
         if (act == RK_SWEEP_DELETE) {
             rc = mdb_cursor_del(cur, 0);
         } else if (act == RK_SWEEP_REWRITE) {
@@ -123,6 +129,8 @@ int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out)
     atomic_uint_fast64_t *stat[DB_N] = {&s->n_swept_counters, &s->n_swept_lists,
                                         &s->n_swept_recent};
     int rc = rk_store_flush(s); /* a batching worker's open batch (same thread) first */
+    if (rc == 0) /* judge records by their newest images */
+        rc = rk_store_checkpoint(s, true);
     pthread_mutex_lock(&s->sweep_run);
     for (int db = 0; db < DB_N && rc == 0; db++) {
         batch_arg a = {.db = db, .now_ms = now_ms};

@@ -1,0 +1,355 @@
+/* The write-ahead log behind the write-back cache, and its checkpoints.
+ *
+ * A request's changes to cached records (counter groups, decided
+ * transactions) go into the cache and into one log entry: the new image of
+ * every record it wrote, appended to the `wal` database (integer keys in
+ * sequence, MDB_APPEND: the B-tree's rightmost page) in the request's own
+ * transaction. The commit therefore makes the changes exactly as durable as
+ * writing the records in place would, at the cost of one page instead of a
+ * root-to-leaf path per record.
+ *
+ * Checkpoints write dirty records to their databases, oldest change first,
+ * CKPT_CHUNK to a transaction so requests wait at most one chunk, and delete
+ * log entries older than the oldest change still dirty. Because every entry
+ * holds whole images, recovery is simply: put every entry's records in log
+ * order (the last image of a record wins), then empty the log. A record
+ * checkpointed after its last logged change holds that same image, so
+ * replaying entries that survived a trim rewrites what is already there.
+ *
+ * Entry layout: repeated { u8 db, u8 key length, u32 encoded and u32 decoded
+ * value lengths (native order), key, encoded value }. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "state/store_int.h"
+
+#define CKPT_CHUNK 64        /* records written per checkpoint transaction */
+#define TRIM_MAX 512         /* log entries deleted per checkpoint transaction */
+#define RECOVER_GROWTHS 16   /* map doublings tried while recovering */
+#define RK_WAL_VALUE_MAX (256 * 1024) /* largest logged value (decided records are under 80 KiB) */
+
+typedef struct item_hdr {
+    uint8_t db;          /* RK_WC_* */
+    uint8_t klen;        /* key bytes that follow */
+    uint8_t enc[4];      /* encoded value bytes after the key */
+    uint8_t len[4];      /* value bytes once decoded */
+} item_hdr;
+
+/* Values are logged with runs of zero 8-byte words squeezed out: counter
+ * rings of a quiet entity are mostly zero, and an entry small enough to sit
+ * inside its B-tree page (under ~2 KiB) saves the overflow pages LMDB would
+ * otherwise allocate, and fault in, for every commit. A control byte c
+ * < 0x80 is followed by c literal words, c >= 0x80 stands for c - 0x80 zero
+ * words; the len % 8 tail bytes follow as they are. */
+#define RUN_MAX 127
+
+static size_t encoded_max(size_t len)
+{
+    return len + len / (8 * RUN_MAX) + 2 + 8;
+}
+
+static size_t zrle_encode(const uint8_t *v, size_t len, uint8_t *out)
+{
+    size_t nw = len / 8, o = 0;
+    static const uint8_t zero[8];
+    for (size_t i = 0; i < nw;) {
+        bool z = memcmp(v + i * 8, zero, 8) == 0;
+        size_t j = i;
+        while (j < nw && j - i < RUN_MAX && (memcmp(v + j * 8, zero, 8) == 0) == z)
+            j++;
+        out[o++] = (uint8_t)((z ? 0x80 : 0) | (j - i));
+        if (!z) {
+            memcpy(out + o, v + i * 8, (j - i) * 8);
+            o += (j - i) * 8;
+        }
+        i = j;
+    }
+    memcpy(out + o, v + nw * 8, len % 8);
+    return o + len % 8;
+}
+
+/* Decodes into out (room for len bytes). 0, or -1 when p is not an encoding
+ * of exactly len bytes. */
+static int zrle_decode(const uint8_t *p, size_t n, uint8_t *out, size_t len)
+{
+    size_t nw = len / 8, w = 0, i = 0;
+    while (w < nw) {
+        if (i >= n)
+            return -1;
+        uint8_t c = p[i++];
+        size_t run = c & 0x7f;
+        if (run == 0 || run > nw - w)
+            return -1;
+        if (c & 0x80) {
+            memset(out + w * 8, 0, run * 8);
+        } else {
+            if (n - i < run * 8)
+                return -1;
+            memcpy(out + w * 8, p + i, run * 8);
+            i += run * 8;
+        }
+        w += run;
+    }
+    if (n - i != len % 8)
+        return -1;
+    memcpy(out + nw * 8, p + i, len % 8);
+    return 0;
+}
+
+int rk_wal_add(rk_store_worker *w, int db, const MDB_val *k, const MDB_val *v)
+{
+    size_t need = sizeof(item_hdr) + k->mv_size + encoded_max(v->mv_size);
+    if (w->wal_used + need > w->wal_cap) {
+        size_t n = w->wal_cap ? w->wal_cap : 16 * 1024;
+        while (n < w->wal_used + need)
+            n *= 2;
+        uint8_t *p = realloc(w->wal, n); /* grows to the largest request seen, then stays */
+        if (!p)
+            return RK_ENOMEM;
+        w->wal = p;
+        w->wal_cap = n;
+    }
+    uint8_t *p = w->wal + w->wal_used;
+    size_t enc = zrle_encode(v->mv_data, v->mv_size, p + sizeof(item_hdr) + k->mv_size);
+    item_hdr h = {(uint8_t)db, (uint8_t)k->mv_size, {0}, {0}};
+    uint32_t e32 = (uint32_t)enc, l32 = (uint32_t)v->mv_size;
+    memcpy(h.enc, &e32, sizeof e32);
+    memcpy(h.len, &l32, sizeof l32);
+    memcpy(p, &h, sizeof h);
+    memcpy(p + sizeof h, k->mv_data, k->mv_size);
+    w->wal_used += sizeof h + k->mv_size + enc;
+    return 0;
+}
+
+int rk_wal_write(rk_store_worker *w)
+{
+    if (w->wal_used == 0)
+        return 0;
+    rk_store *s = w->s;
+    uint64_t seq = s->wal_next;
+    MDB_val k = {sizeof seq, &seq}, v = {w->wal_used, w->wal};
+    int rc = mdb_put(w->txn, s->db_wal, &k, &v, MDB_APPEND);
+    return rc ? rk_store_mdb_fail(s, rc, "writing the write-ahead log") : 0;
+}
+
+static MDB_dbi item_dbi(const rk_store *s, int db)
+{
+    return db == RK_WC_COUNTERS ? s->db_counters : s->db_recent;
+}
+
+/* Puts every record of one log entry, decoding values through scratch
+ * (RK_WAL_VALUE_MAX bytes). 0, an LMDB code, or EINVAL (malformed: cannot
+ * happen, LMDB commits are atomic). */
+static int apply_entry(rk_store *s, MDB_txn *txn, const uint8_t *p, size_t len, uint8_t *scratch)
+{
+    for (size_t at = 0; at < len;) {
+        item_hdr h;
+        if (len - at < sizeof h)
+            return EINVAL;
+        memcpy(&h, p + at, sizeof h);
+        uint32_t enc, vlen;
+        memcpy(&enc, h.enc, sizeof enc);
+        memcpy(&vlen, h.len, sizeof vlen);
+        at += sizeof h;
+        if (h.db >= RK_WC_DBS || len - at < (size_t)h.klen + enc || vlen > RK_WAL_VALUE_MAX ||
+            zrle_decode(p + at + h.klen, enc, scratch, vlen) != 0)
+            return EINVAL;
+        MDB_val k = {h.klen, (void *)(p + at)}, v = {vlen, scratch};
+        int rc = mdb_put(txn, item_dbi(s, h.db), &k, &v, 0);
+        if (rc != 0)
+            return rc;
+        at += h.klen + enc;
+    }
+    return 0;
+}
+
+/* One attempt at recovery in a single transaction. */
+static int recover_once(rk_store *s, uint64_t *entries, uint64_t *last, uint8_t *scratch)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, s->db_wal, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    MDB_val k, v;
+    *entries = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size == sizeof *last)
+            memcpy(last, k.mv_data, sizeof *last);
+        if ((rc = apply_entry(s, txn, v.mv_data, v.mv_size, scratch)) != 0)
+            break;
+        (*entries)++;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_drop(txn, s->db_wal, 0);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static int recover(rk_store *s, uint8_t *scratch);
+
+int rk_wal_recover(rk_store *s)
+{
+    s->wal_next = 1;
+    uint8_t *scratch = malloc(RK_WAL_VALUE_MAX);
+    if (!scratch)
+        return RK_ENOMEM;
+    int rc = recover(s, scratch);
+    free(scratch);
+    return rc;
+}
+
+static int recover(rk_store *s, uint8_t *scratch)
+{
+    for (int i = 0; i < RECOVER_GROWTHS; i++) {
+        uint64_t entries = 0, last = 0;
+        int rc = recover_once(s, &entries, &last, scratch);
+        if (rc == 0) {
+            if (entries > 0) {
+                rk_log_info("state: replayed %" PRIu64 " write-ahead log entries", entries);
+                if (mdb_env_sync(s->env, 1) != 0)
+                    return RK_ESTORE;
+            }
+            return 0;
+        }
+        if (rc == EINVAL) {
+            rk_log_error("state: a write-ahead log entry in %s is malformed", s->dir);
+            return RK_ECORRUPT;
+        }
+        if (rc != MDB_MAP_FULL || s->map_size >= s->cfg.map_max)
+            return rk_store_mdb_fail(s, rc, "replaying the write-ahead log");
+        size_t want = s->map_size > s->cfg.map_max / 2 ? s->cfg.map_max : s->map_size * 2;
+        if ((rc = mdb_env_set_mapsize(s->env, want)) != 0)
+            return rk_store_mdb_fail(s, rc, "growing the map for recovery");
+        s->map_size = want;
+    }
+    return RK_ESTORE;
+}
+
+/* ---- checkpoints --------------------------------------------------------- */
+
+typedef struct ckpt_arg {
+    int *flushed; /* out: dirty records written (the FIFO's first ones) */
+    bool *more;   /* out: dirty records or trimmable log entries remain */
+} ckpt_arg;
+
+/* Writes up to CKPT_CHUNK of the oldest dirty records and trims the log up
+ * to the oldest change that stays dirty. Runs again unchanged after a map
+ * growth (nothing is marked clean before the commit). */
+static int ckpt_op(rk_store_worker *w, void *arg)
+{
+    ckpt_arg *a = arg;
+    rk_store *s = w->s;
+    rk_wc_dirty d[CKPT_CHUNK];
+    int n = rk_wcache_dirty_head(s->wc, d, CKPT_CHUNK);
+    for (int i = 0; i < n; i++) {
+        MDB_val k = {d[i].klen, (void *)d[i].key}, v = {d[i].len, (void *)d[i].val};
+        int rc = mdb_put(w->txn, item_dbi(s, d[i].db), &k, &v, 0);
+        if (rc != 0)
+            return rk_store_mdb_fail(s, rc, "checkpointing a record");
+    }
+    w->ckpt_flushed = n;
+    *a->flushed = n;
+    *a->more = rk_wcache_needed_seq(s->wc, n, 0) != 0;
+    if (!s->wal_on)
+        return 0;
+    uint64_t keep_from = rk_wcache_needed_seq(s->wc, n, s->wal_next);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, s->db_wal, &cur);
+    if (rc != 0)
+        return rk_store_mdb_fail(s, rc, "opening the write-ahead log");
+    MDB_val k, v;
+    int trimmed = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        uint64_t seq;
+        memcpy(&seq, k.mv_data, sizeof seq);
+        if (seq >= keep_from)
+            break;
+        if (trimmed == TRIM_MAX) {
+            *a->more = true;
+            break;
+        }
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        trimmed++;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rk_store_mdb_fail(s, rc, "trimming the write-ahead log");
+    return 0;
+}
+
+int rk_store_checkpoint(rk_store *s, bool all)
+{
+    if (s->batch_w) /* a batching store's open batch (same thread) goes first */
+        rk_store_flush(s);
+    pthread_mutex_lock(&s->ckpt_run);
+    rk_store_worker *w = s->ckpt_w;
+    int rc = 0;
+    /* one pass covers what was dirty at the start; later changes wait for
+     * the next pass unless all */
+    uint64_t pass_end = 0;
+    for (;;) {
+        int flushed = 0;
+        bool more = false;
+        ckpt_arg a = {&flushed, &more};
+        if ((rc = rk_store_begin(w, rk_clock_wall_ms())) != 0)
+            break;
+        if (pass_end == 0)
+            pass_end = s->wal_next;
+        bool past = !all && rk_wcache_needed_seq(s->wc, 0, UINT64_MAX) >= pass_end;
+        rc = rk_store_op(w, ckpt_op, &a, sizeof a);
+        if (rc != 0) {
+            rk_store_abort(w);
+            break;
+        }
+        if ((rc = rk_store_commit(w)) != 0)
+            break;
+        atomic_fetch_add(&s->n_checkpoints, 1);
+        if (!more || (!all && (past || __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))))
+            break;
+    }
+    pthread_mutex_unlock(&s->ckpt_run);
+    return rc;
+}
+
+void *rk_wal_ckpt_main(void *arg)
+{
+    rk_store *s = arg;
+    pthread_mutex_lock(&s->ckpt_mu);
+    while (!s->stopping) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += s->cfg.checkpoint_ms / 1000;
+        dl.tv_nsec += (s->cfg.checkpoint_ms % 1000) * 1000000;
+        if (dl.tv_nsec >= 1000000000) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000;
+        }
+        while (!s->stopping && !s->ckpt_kick &&
+               pthread_cond_timedwait(&s->ckpt_wake, &s->ckpt_mu, &dl) != ETIMEDOUT)
+            ;
+        if (s->stopping)
+            break;
+        s->ckpt_kick = false;
+        pthread_mutex_unlock(&s->ckpt_mu);
+        (void)rk_store_checkpoint(s, false);
+        pthread_mutex_lock(&s->ckpt_mu);
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return NULL;
+}

@@ -1,0 +1,580 @@
+/* The write-back record cache (see wcache.h for the contract).
+ *
+ * Layout. A fixed pool of entries (capacity of them) indexed by an
+ * open-addressing table of twice as many cells (linear probing, deletion by
+ * backward shift, so no tombstones); a cell holds the entry's slot and 32
+ * bits of its hash, so probing past other keys reads no entry. Slots are
+ * handed out in order until the pool is full (memory never used is never
+ * touched), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
+ * clean, unpinned entry within EVICT_SCAN steps: bounded work per insert,
+ * and when the cache is all dirty the caller falls back to the database.
+ *
+ * Values. Size classes of 64 << k bytes; freed buffers go to their class's
+ * free list, new ones are carved from 2 MiB slabs. Undo keeps the old images
+ * in a growing buffer that is reset, not freed, per request. */
+#include "state/wcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "lib/err.h"
+
+#define NIL UINT32_MAX
+#define EVICT_SCAN 256          /* entries the clock hand looks at before giving up */
+#define NCLASS 16               /* 64 B .. 2 MiB */
+#define SLAB_BYTES ((size_t)2 << 20) /* one transparent huge page */
+
+enum {
+    F_USED = 1,   /* the entry holds a record */
+    F_DIRTY = 2,  /* changed since it was last written to its database */
+    F_IN_DB = 4,  /* its database holds (some image of) the key */
+};
+
+/* What a lookup reads comes first: one cache line holds the key and value
+ * pointer. */
+typedef struct entry {
+    uint8_t key[RK_WC_KEY_MAX];
+    uint8_t *val;        /* value buffer of class cls */
+    uint32_t len;        /* value bytes */
+    uint8_t cls;         /* size class of val */
+    uint8_t db;          /* database index */
+    uint8_t klen;        /* key bytes */
+    uint8_t flags;       /* F_* */
+    uint64_t gen;        /* request generation that last touched it (pinned while current) */
+    uint32_t prev, next; /* dirty FIFO links; next also chains free entries */
+    uint64_t first_seq;  /* WAL sequence of its first unflushed change (dirty only) */
+    uint64_t ugen;       /* generation whose undo record holds its old image */
+    uint64_t hash;       /* of db and key */
+} entry;
+
+typedef struct undo_rec {
+    uint32_t slot;       /* entry */
+    uint8_t kind;        /* U_ADDED or U_CHANGED */
+    uint8_t flags;       /* its flags before */
+    uint32_t len;        /* its value length before */
+    uint64_t first_seq;  /* and first_seq */
+    size_t off;          /* old value bytes in undo_buf */
+} undo_rec;
+
+enum { U_ADDED, U_CHANGED };
+
+typedef struct slab {
+    struct slab *next;
+    size_t bytes;         /* of the mapping */
+} slab;
+
+struct rk_wcache {
+    entry *e;             /* the pool */
+    uint32_t cap;         /* entries in the pool */
+    uint64_t *idx;        /* table: hash's low 32 bits << 32 | slot + 1 (0 = empty) */
+    size_t e_bytes, idx_bytes; /* their mappings' sizes */
+    uint32_t mask;        /* table size - 1 */
+    uint32_t free_head;   /* released entries */
+    uint32_t fresh;       /* entries from here on were never used (left untouched: no page faults) */
+    uint32_t used;        /* entries holding records */
+    uint32_t hand;        /* clock hand */
+    uint32_t dhead, dtail; /* dirty FIFO */
+    uint64_t ndirty;
+    uint64_t pending_new[RK_WC_DBS];
+    uint64_t evictions, full;
+    uint64_t gen;         /* current request generation (starts at 1) */
+
+    undo_rec *undo;       /* this request's undo records */
+    size_t nundo, undo_cap;
+    uint8_t *undo_buf;    /* their old values */
+    size_t undo_used, undo_buf_cap;
+
+    void *freelist[NCLASS]; /* recycled value buffers */
+    slab *slabs;          /* every slab, for rk_wcache_free */
+    uint8_t *carve;       /* unused tail of the newest slab */
+    size_t carve_left;
+};
+
+/* ---- memory -------------------------------------------------------------- */
+
+/* Zeroed memory for the pool, the table and the slabs, asking for
+ * transparent huge pages: a lookup is a few dependent random reads across
+ * hundreds of megabytes, and with 4 KiB pages each also misses the TLB. */
+static void *big_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, n, MADV_HUGEPAGE); /* advice: kernels without THP ignore it */
+    return p;
+}
+
+static void big_free(void *p, size_t n)
+{
+    if (p)
+        munmap(p, n);
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static int class_of(size_t len)
+{
+    int k = 0;
+    while (k < NCLASS - 1 && ((size_t)64 << k) < len)
+        k++;
+    return ((size_t)64 << k) >= len ? k : -1;
+}
+
+static uint8_t *buf_get(rk_wcache *c, int k)
+{
+    if (c->freelist[k]) {
+        void *p = c->freelist[k];
+        memcpy(&c->freelist[k], p, sizeof(void *));
+        return p;
+    }
+    size_t size = (size_t)64 << k;
+    if (c->carve_left < size) {
+        size_t want = size > SLAB_BYTES - 64 ? size : SLAB_BYTES - 64;
+        slab *s = big_alloc(64 + want);
+        if (!s)
+            return NULL;
+        s->next = c->slabs;
+        s->bytes = 64 + want;
+        c->slabs = s;
+        c->carve = (uint8_t *)s + 64; /* keeps buffers 64-byte aligned relative to the slab */
+        c->carve_left = want;
+    }
+    uint8_t *p = c->carve;
+    c->carve += size;
+    c->carve_left -= size;
+    return p;
+}
+
+static void buf_put(rk_wcache *c, int k, uint8_t *p)
+{
+    memcpy(p, &c->freelist[k], sizeof(void *));
+    c->freelist[k] = p;
+}
+
+/* Gives entry x room for len bytes (keeping nothing). */
+static int ensure_room(rk_wcache *c, entry *x, size_t len)
+{
+    int k = class_of(len);
+    if (k < 0)
+        return RK_ETOOBIG;
+    if (x->val && x->cls == k)
+        return 0;
+    uint8_t *p = buf_get(c, k);
+    if (!p)
+        return RK_ENOMEM;
+    if (x->val)
+        buf_put(c, x->cls, x->val);
+    x->val = p;
+    x->cls = (uint8_t)k;
+    return 0;
+}
+
+/* ---- the index ----------------------------------------------------------- */
+
+static uint64_t hash_key(int db, const uint8_t *key, size_t klen)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull * (uint64_t)(db + 1) ^ klen;
+    for (size_t i = 0; i < klen; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, key + i, klen - i < 8 ? klen - i : 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+/* The table position holding (db, key), or the empty one where it would go. */
+static uint32_t probe(const rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_t klen)
+{
+    uint32_t i = (uint32_t)h & c->mask;
+    for (;;) {
+        uint64_t cell = c->idx[i];
+        if (cell == 0)
+            return i;
+        if ((uint32_t)(cell >> 32) == (uint32_t)h) { /* only then read the entry */
+            const entry *x = &c->e[(uint32_t)cell - 1];
+            if (x->db == db && x->klen == klen && memcmp(x->key, key, klen) == 0)
+                return i;
+        }
+        i = (i + 1) & c->mask;
+    }
+}
+
+static void index_remove(rk_wcache *c, uint32_t i)
+{
+    c->idx[i] = 0;
+    /* backward shift: pull later members of the run into the hole */
+    for (uint32_t j = (i + 1) & c->mask; c->idx[j]; j = (j + 1) & c->mask) {
+        uint32_t home = (uint32_t)(c->idx[j] >> 32) & c->mask;
+        /* j's entry may move to i when i lies cyclically in [home, j) */
+        if (((j - home) & c->mask) >= ((j - i) & c->mask)) {
+            c->idx[i] = c->idx[j];
+            c->idx[j] = 0;
+            i = j;
+        }
+    }
+}
+
+/* ---- the dirty FIFO ------------------------------------------------------ */
+
+static void fifo_unlink(rk_wcache *c, uint32_t s)
+{
+    entry *x = &c->e[s];
+    if (x->prev != NIL)
+        c->e[x->prev].next = x->next;
+    else
+        c->dhead = x->next;
+    if (x->next != NIL)
+        c->e[x->next].prev = x->prev;
+    else
+        c->dtail = x->prev;
+    c->ndirty--;
+}
+
+static void fifo_append(rk_wcache *c, uint32_t s)
+{
+    entry *x = &c->e[s];
+    x->next = NIL;
+    x->prev = c->dtail;
+    if (c->dtail != NIL)
+        c->e[c->dtail].next = s;
+    else
+        c->dhead = s;
+    c->dtail = s;
+    c->ndirty++;
+}
+
+/* Sets x's flags, keeping the FIFO and the counts in step. */
+static void set_flags(rk_wcache *c, uint32_t s, uint8_t nf)
+{
+    entry *x = &c->e[s];
+    uint8_t of = x->flags;
+    bool was_new = (of & F_USED) && !(of & F_IN_DB), is_new = (nf & F_USED) && !(nf & F_IN_DB);
+    if ((of & F_DIRTY) && !(nf & F_DIRTY))
+        fifo_unlink(c, s);
+    else if (!(of & F_DIRTY) && (nf & F_DIRTY))
+        fifo_append(c, s);
+    c->pending_new[x->db] += (uint64_t)is_new - (uint64_t)was_new;
+    x->flags = nf;
+}
+
+/* ---- entries ------------------------------------------------------------- */
+
+/* Empties slot s (its record leaves the cache). */
+static void release_entry(rk_wcache *c, uint32_t s)
+{
+    entry *x = &c->e[s];
+    set_flags(c, s, 0);
+    index_remove(c, probe(c, x->hash, x->db, x->key, x->klen));
+    if (x->val)
+        buf_put(c, x->cls, x->val);
+    x->val = NULL;
+    x->next = c->free_head;
+    c->free_head = s;
+    c->used--;
+}
+
+/* A free slot, evicting a clean unpinned record when the pool is full; NIL
+ * when there is none within reach. */
+static uint32_t take_slot(rk_wcache *c)
+{
+    if (c->free_head == NIL && c->fresh < c->cap)
+        return c->fresh++;
+    if (c->free_head == NIL) {
+        for (int n = 0; n < EVICT_SCAN; n++) {
+            uint32_t s = c->hand;
+            c->hand = c->hand + 1 == c->cap ? 0 : c->hand + 1;
+            const entry *x = &c->e[s];
+            if ((x->flags & (F_USED | F_DIRTY)) == F_USED && x->gen != c->gen) {
+                release_entry(c, s);
+                c->evictions++;
+                break;
+            }
+        }
+        if (c->free_head == NIL) {
+            c->full++;
+            return NIL;
+        }
+    }
+    uint32_t s = c->free_head;
+    c->free_head = c->e[s].next;
+    return s;
+}
+
+static int undo_push(rk_wcache *c, uint32_t s, int kind)
+{
+    entry *x = &c->e[s];
+    if (c->nundo == c->undo_cap) {
+        size_t n = c->undo_cap ? c->undo_cap * 2 : 64;
+        undo_rec *u = realloc(c->undo, n * sizeof *u);
+        if (!u)
+            return RK_ENOMEM;
+        c->undo = u;
+        c->undo_cap = n;
+    }
+    size_t keep = kind == U_CHANGED ? x->len : 0;
+    if (c->undo_used + keep > c->undo_buf_cap) {
+        size_t n = c->undo_buf_cap ? c->undo_buf_cap : 64 * 1024;
+        while (n < c->undo_used + keep)
+            n *= 2;
+        uint8_t *b = realloc(c->undo_buf, n);
+        if (!b)
+            return RK_ENOMEM;
+        c->undo_buf = b;
+        c->undo_buf_cap = n;
+    }
+    if (keep)
+        memcpy(c->undo_buf + c->undo_used, x->val, keep);
+    c->undo[c->nundo++] = (undo_rec){s, (uint8_t)kind, x->flags, x->len, x->first_seq,
+                                     c->undo_used};
+    c->undo_used += keep;
+    return 0;
+}
+
+/* Adds (db, key), not cached, with room for len bytes, pinned and recorded
+ * for undo. RK_EFULL when there is no room, RK_ENOMEM. */
+static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_t klen,
+                     size_t len, uint32_t *out)
+{
+    uint32_t s = take_slot(c);
+    if (s == NIL)
+        return RK_EFULL;
+    /* probed after the eviction, which may have shortened the key's run */
+    uint32_t i = probe(c, h, db, key, klen);
+    entry *x = &c->e[s];
+    memset(x, 0, sizeof *x);
+    x->prev = x->next = NIL;
+    x->db = (uint8_t)db;
+    x->klen = (uint8_t)klen;
+    x->hash = h;
+    memcpy(x->key, key, klen);
+    int rc = ensure_room(c, x, len);
+    if (rc == 0)
+        rc = undo_push(c, s, U_ADDED);
+    if (rc != 0) {
+        if (x->val)
+            buf_put(c, x->cls, x->val);
+        x->val = NULL;
+        x->next = c->free_head;
+        c->free_head = s;
+        return rc;
+    }
+    c->idx[i] = (uint64_t)(uint32_t)h << 32 | (s + 1);
+    c->used++;
+    x->gen = x->ugen = c->gen;
+    *out = s;
+    return 0;
+}
+
+/* ---- the API ------------------------------------------------------------- */
+
+int rk_wcache_new(size_t capacity, rk_wcache **out)
+{
+    if (capacity < 64)
+        capacity = 64;
+    if (capacity > (1u << 30))
+        capacity = 1u << 30;
+    rk_wcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return RK_ENOMEM;
+    uint32_t tsize = 1;
+    while (tsize < capacity * 2)
+        tsize <<= 1;
+    c->cap = (uint32_t)capacity;
+    c->mask = tsize - 1;
+    c->e_bytes = capacity * sizeof *c->e;
+    c->idx_bytes = (size_t)tsize * sizeof *c->idx;
+    c->e = big_alloc(c->e_bytes);
+    c->idx = big_alloc(c->idx_bytes);
+    if (!c->e || !c->idx) {
+        rk_wcache_free(c);
+        return RK_ENOMEM;
+    }
+    c->free_head = NIL;
+    c->dhead = c->dtail = NIL;
+    c->gen = 1;
+    *out = c;
+    return 0;
+}
+
+void rk_wcache_free(rk_wcache *c)
+{
+    if (!c)
+        return;
+    while (c->slabs) {
+        slab *n = c->slabs->next;
+        big_free(c->slabs, c->slabs->bytes);
+        c->slabs = n;
+    }
+    big_free(c->e, c->e_bytes);
+    big_free(c->idx, c->idx_bytes);
+    free(c->undo);
+    free(c->undo_buf);
+    free(c);
+}
+
+void rk_wcache_begin(rk_wcache *c)
+{
+    c->gen++;
+    c->nundo = 0;
+    c->undo_used = 0;
+}
+
+void rk_wcache_keep(rk_wcache *c)
+{
+    c->nundo = 0;
+    c->undo_used = 0;
+}
+
+void rk_wcache_undo(rk_wcache *c)
+{
+    while (c->nundo > 0) {
+        const undo_rec *u = &c->undo[--c->nundo];
+        if (u->kind == U_ADDED) {
+            release_entry(c, u->slot);
+            continue;
+        }
+        entry *x = &c->e[u->slot];
+        /* the old image fits its old class; only a grown record changed class */
+        if (ensure_room(c, x, u->len) == 0) {
+            memcpy(x->val, c->undo_buf + u->off, u->len);
+            x->len = u->len;
+            set_flags(c, u->slot, u->flags);
+            x->first_seq = u->first_seq;
+        } else { /* out of memory: forgetting is only safe for a clean record */
+            release_entry(c, u->slot);
+        }
+    }
+    c->undo_used = 0;
+}
+
+int rk_wcache_get(rk_wcache *c, int db, const void *key, size_t klen, const uint8_t **val,
+                  size_t *len)
+{
+    if (klen > RK_WC_KEY_MAX)
+        return RK_ENOTFOUND;
+    uint64_t h = hash_key(db, key, klen);
+    uint32_t s = (uint32_t)c->idx[probe(c, h, db, key, klen)];
+    if (s == 0)
+        return RK_ENOTFOUND;
+    entry *x = &c->e[s - 1];
+    x->gen = c->gen;
+    *val = x->val;
+    *len = x->len;
+    return 0;
+}
+
+int rk_wcache_load(rk_wcache *c, int db, const void *key, size_t klen, const void *val,
+                   size_t len, const uint8_t **cval)
+{
+    if (klen > RK_WC_KEY_MAX || len > UINT32_MAX)
+        return RK_EFULL;
+    uint64_t h = hash_key(db, key, klen);
+    uint32_t i = probe(c, h, db, key, klen), s;
+    if (c->idx[i] != 0)
+        return RK_EINVAL; /* already cached: the caller should have used it */
+    int rc = add_entry(c, h, db, key, klen, len, &s);
+    if (rc != 0)
+        return rc == RK_ENOMEM || rc == RK_ETOOBIG ? RK_EFULL : rc;
+    entry *x = &c->e[s];
+    memcpy(x->val, val, len);
+    x->len = (uint32_t)len;
+    set_flags(c, s, F_USED | F_IN_DB);
+    *cval = x->val;
+    return 0;
+}
+
+int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void *val,
+                  size_t len, uint64_t seq)
+{
+    if (klen > RK_WC_KEY_MAX || len > UINT32_MAX)
+        return RK_EFULL;
+    uint64_t h = hash_key(db, key, klen);
+    uint32_t i = probe(c, h, db, key, klen), s;
+    int rc;
+    if (c->idx[i] == 0) {
+        if ((rc = add_entry(c, h, db, key, klen, len, &s)) != 0)
+            return rc == RK_ENOMEM || rc == RK_ETOOBIG ? RK_EFULL : rc;
+        c->e[s].flags = F_USED; /* counted as new below */
+        c->pending_new[db]++;
+    } else {
+        s = (uint32_t)c->idx[i] - 1;
+        entry *x = &c->e[s];
+        if (x->ugen != c->gen) { /* its first change in this request: keep the old image */
+            if ((rc = undo_push(c, s, U_CHANGED)) != 0)
+                return rc;
+        }
+        /* the caller's value may be this entry's own buffer (a get, then a put) */
+        if (x->val != val) {
+            uint8_t *old = x->val;
+            int ocls = x->cls;
+            x->val = NULL;
+            if ((rc = ensure_room(c, x, len)) != 0) {
+                x->val = old;
+                x->cls = (uint8_t)ocls;
+                return rc == RK_ETOOBIG ? RK_EFULL : rc;
+            }
+            if (old)
+                buf_put(c, ocls, old);
+        }
+    }
+    entry *x = &c->e[s];
+    x->gen = x->ugen = c->gen;
+    if (x->val != val)
+        memcpy(x->val, val, len);
+    x->len = (uint32_t)len;
+    if (!(x->flags & F_DIRTY)) {
+        x->first_seq = seq;
+        set_flags(c, s, x->flags | F_DIRTY);
+    }
+    return 0;
+}
+
+bool rk_wcache_forget_clean(rk_wcache *c, int db, const void *key, size_t klen)
+{
+    if (klen > RK_WC_KEY_MAX)
+        return true;
+    uint32_t s = (uint32_t)c->idx[probe(c, hash_key(db, key, klen), db, key, klen)];
+    if (s == 0)
+        return true;
+    if (c->e[s - 1].flags & F_DIRTY)
+        return false;
+    release_entry(c, s - 1);
+    return true;
+}
+
+int rk_wcache_dirty_head(rk_wcache *c, rk_wc_dirty *out, int n)
+{
+    int k = 0;
+    for (uint32_t s = c->dhead; s != NIL && k < n; s = c->e[s].next, k++) {
+        const entry *x = &c->e[s];
+        out[k] = (rk_wc_dirty){s, x->db, x->key, x->klen, x->val, x->len};
+    }
+    return k;
+}
+
+uint64_t rk_wcache_needed_seq(const rk_wcache *c, int skip, uint64_t none_seq)
+{
+    uint32_t s = c->dhead;
+    for (int k = 0; s != NIL && k < skip; k++)
+        s = c->e[s].next;
+    return s == NIL ? none_seq : c->e[s].first_seq;
+}
+
+void rk_wcache_mark_clean(rk_wcache *c, int n)
+{
+    for (int k = 0; k < n && c->dhead != NIL; k++)
+        set_flags(c, c->dhead, (uint8_t)((c->e[c->dhead].flags & ~F_DIRTY) | F_IN_DB));
+}
+
+void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->records = c->used;
+    out->dirty = c->ndirty;
+    for (int d = 0; d < RK_WC_DBS; d++)
+        out->pending_new[d] = c->pending_new[d];
+    out->evictions = c->evictions;
+    out->full = c->full;
+}

@@ -1,0 +1,96 @@
+/* The write-back record cache: the newest image of hot counter and decided
+ * records, kept in memory so that a request reads and writes them without
+ * descending LMDB's B-trees. Internal to src/state (and its tests).
+ *
+ * The store keeps the cache and the database consistent under its write
+ * lock (one user at a time, no locking here): a record that is cached is
+ * authoritative in the cache; one that is not is authoritative in LMDB. A
+ * record changed in the cache is dirty until the checkpointer has written it
+ * to its database; the write-ahead log in LMDB (see store.c) covers it in the
+ * meantime. Only clean records are evicted, so eviction never loses a change.
+ *
+ * Requests. Between rk_wcache_begin and rk_wcache_keep (or rk_wcache_undo),
+ * every record the request touches is pinned (never evicted, so value
+ * pointers stay valid) and its first change is saved, so that an aborted
+ * transaction leaves the cache as it found it.
+ *
+ * Dirty records form a FIFO in the order they became dirty; each carries the
+ * WAL sequence of its first unflushed change, so the head's sequence is the
+ * oldest log entry still needed. Values live in size-class buffers recycled
+ * through free lists: after warm-up nothing is allocated per request. */
+#ifndef RK_STATE_WCACHE_H
+#define RK_STATE_WCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RK_WC_KEY_MAX 32      /* longest key (counter keys are 24 bytes, decided ones 16) */
+#define RK_WC_DBS 2           /* databases cached: indexes given by the store */
+
+typedef struct rk_wcache rk_wcache;
+
+/* A dirty record handed to the checkpointer; valid until the next change to
+ * the cache. */
+typedef struct rk_wc_dirty {
+    uint32_t slot;            /* entry, for rk_wcache_mark_clean */
+    int db;                   /* database index */
+    const uint8_t *key;       /* key bytes */
+    size_t klen;
+    const uint8_t *val;       /* newest image */
+    size_t len;
+} rk_wc_dirty;
+
+/* A cache of at most capacity records (at least 64). RK_ENOMEM. */
+int rk_wcache_new(size_t capacity, rk_wcache **out);
+void rk_wcache_free(rk_wcache *c);
+
+/* Request boundaries, see above. rk_wcache_undo restores every record the
+ * request changed or loaded to its state at rk_wcache_begin. */
+void rk_wcache_begin(rk_wcache *c);
+void rk_wcache_keep(rk_wcache *c);
+void rk_wcache_undo(rk_wcache *c);
+
+/* Looks a record up (and pins it). 0 with *val and *len set (valid until the
+ * record is written), or RK_ENOTFOUND: not cached, ask the database. */
+int rk_wcache_get(rk_wcache *c, int db, const void *key, size_t klen, const uint8_t **val,
+                  size_t *len);
+
+/* Caches a clean copy of what the database holds for a key that was not
+ * cached, pinned, and points *cval at the copy. 0, or RK_EFULL when no clean
+ * record can be evicted (the caller then works on the database directly). */
+int rk_wcache_load(rk_wcache *c, int db, const void *key, size_t klen, const void *val,
+                   size_t len, const uint8_t **cval);
+
+/* Writes a record's new image: it becomes dirty (first change seq when it was
+ * clean) and moves to the FIFO's tail only then. A key not cached is added,
+ * as not yet in the database. 0, or RK_EFULL as rk_wcache_load. */
+int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void *val,
+                  size_t len, uint64_t seq);
+
+/* For the sweeper, about to drop or rewrite a database record: forgets the
+ * cached copy if it is clean and returns true; returns false (keep the
+ * database record: the cache holds newer changes) if it is dirty. */
+bool rk_wcache_forget_clean(rk_wcache *c, int db, const void *key, size_t klen);
+
+/* Up to n dirty records from the FIFO's head into out; returns how many. */
+int rk_wcache_dirty_head(rk_wcache *c, rk_wc_dirty *out, int n);
+/* The first change sequence of the (skip+1)-th dirty record, or none_seq
+ * when there are not that many: the oldest log entry still needed once the
+ * first skip records are flushed. */
+uint64_t rk_wcache_needed_seq(const rk_wcache *c, int skip, uint64_t none_seq);
+/* Marks the first n dirty records (as returned by rk_wcache_dirty_head,
+ * nothing changed since) written to their database. */
+void rk_wcache_mark_clean(rk_wcache *c, int n);
+
+typedef struct rk_wcache_stats {
+    uint64_t records;         /* cached */
+    uint64_t dirty;           /* of which not yet in their database */
+    uint64_t pending_new[RK_WC_DBS]; /* cached records their database does not hold yet */
+    uint64_t evictions;       /* clean records dropped for room */
+    uint64_t full;            /* loads and puts refused for want of a clean record */
+} rk_wcache_stats;
+
+void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out);
+
+#endif
