@@ -234,6 +234,15 @@ static int begin_txn(rk_store_worker *w)
     return RK_ESTORE;
 }
 
+void rk_store_yield(rk_store *s)
+{
+    /* up to ~1 ms, so background work still progresses under constant load */
+    for (int i = 0; i < 50 && atomic_load(&s->gate_waiters) > 0; i++) {
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int rk_store_read_begin(rk_store *s, MDB_txn **txn)
 {
     pthread_rwlock_rdlock(&s->maplock);
@@ -719,7 +728,13 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
         return 0;
     }
     rk_store *s = w->s;
-    pthread_mutex_lock(&s->gate);
+    if (!w->nowait) { /* a request (background workers are nowait): counted while it waits */
+        atomic_fetch_add(&s->gate_waiters, 1);
+        pthread_mutex_lock(&s->gate);
+        atomic_fetch_sub(&s->gate_waiters, 1);
+    } else {
+        pthread_mutex_lock(&s->gate);
+    }
     pthread_rwlock_rdlock(&s->maplock);
     w->locked = true;
     w->dirty = false;

@@ -50,6 +50,7 @@ struct rk_store {
     size_t map_size;              /* current map size; changed under maplock exclusive */
 
     pthread_mutex_t gate;         /* one write txn in this process at a time, held across growth + re-run */
+    atomic_int gate_waiters;      /* request workers waiting for gate (background work yields to them) */
     pthread_rwlock_t maplock;     /* every txn holds it shared; mdb_env_set_mapsize exclusive */
 
     pthread_mutex_t sync_mu;      /* guards the durability fields below */
@@ -168,6 +169,12 @@ int rk_wal_recover(rk_store *s);
 
 /* The checkpointer thread's body (arg: the store). */
 void *rk_wal_ckpt_main(void *arg);
+
+/* Called by background work (checkpointer, sweeper) between its write
+ * transactions: waits, briefly and boundedly, while requests wait for the
+ * write lock, so that they are not starved (a mutex released and retaken
+ * at once by the same thread is usually retaken before a sleeper wakes). */
+void rk_store_yield(rk_store *s);
 
 /* Runs fn(w, copy of arg) inside w's transaction, logging it so a map growth
  * can re-run it (and everything before it) in a fresh transaction. Returns

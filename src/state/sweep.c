@@ -147,6 +147,7 @@ int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out)
             if ((rc = rk_store_commit(s->sweep_w)) != 0)
                 break;
             res.batches++;
+            rk_store_yield(s);
             *per_db[db] += o.deleted;
             atomic_fetch_add(stat[db], o.deleted);
             if (o.done || __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))

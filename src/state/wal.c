@@ -320,6 +320,7 @@ int rk_store_checkpoint(rk_store *s, bool all)
         if ((rc = rk_store_commit(w)) != 0)
             break;
         atomic_fetch_add(&s->n_checkpoints, 1);
+        rk_store_yield(s);
         if (!more || (!all && (past || __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))))
             break;
     }

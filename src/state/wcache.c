@@ -9,7 +9,8 @@
  * clean, unpinned entry within EVICT_SCAN steps: bounded work per insert,
  * and when the cache is all dirty the caller falls back to the database.
  *
- * Values. Size classes of 64 << k bytes; freed buffers go to their class's
+ * Values. Size classes every 64 bytes up to 4 KiB (records are a few hundred
+ * bytes, so little is wasted), then doubling up to 2 MiB; freed buffers go to their class's
  * free list, new ones are carved from 2 MiB slabs. Undo keeps the old images
  * in a growing buffer that is reset, not freed, per request. */
 #include "state/wcache.h"
@@ -22,7 +23,8 @@
 
 #define NIL UINT32_MAX
 #define EVICT_SCAN 256          /* entries the clock hand looks at before giving up */
-#define NCLASS 16               /* 64 B .. 2 MiB */
+#define FINE_CLASSES 64         /* 64, 128, ... 4096 bytes */
+#define NCLASS (FINE_CLASSES + 9) /* then 8 KiB .. 2 MiB */
 #define SLAB_BYTES ((size_t)2 << 20) /* one transparent huge page */
 
 enum {
@@ -113,12 +115,19 @@ static void big_free(void *p, size_t n)
 
 /* ---- values -------------------------------------------------------------- */
 
+static size_t class_size(int k)
+{
+    return k < FINE_CLASSES ? (size_t)(k + 1) * 64 : (size_t)4096 << (k - FINE_CLASSES + 1);
+}
+
 static int class_of(size_t len)
 {
-    int k = 0;
-    while (k < NCLASS - 1 && ((size_t)64 << k) < len)
-        k++;
-    return ((size_t)64 << k) >= len ? k : -1;
+    if (len <= (size_t)FINE_CLASSES * 64)
+        return len ? (int)((len + 63) / 64) - 1 : 0;
+    for (int k = FINE_CLASSES; k < NCLASS; k++)
+        if (class_size(k) >= len)
+            return k;
+    return -1;
 }
 
 static uint8_t *buf_get(rk_wcache *c, int k)
@@ -128,7 +137,7 @@ static uint8_t *buf_get(rk_wcache *c, int k)
         memcpy(&c->freelist[k], p, sizeof(void *));
         return p;
     }
-    size_t size = (size_t)64 << k;
+    size_t size = class_size(k);
     if (c->carve_left < size) {
         size_t want = size > SLAB_BYTES - 64 ? size : SLAB_BYTES - 64;
         slab *s = big_alloc(64 + want);
