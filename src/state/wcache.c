@@ -72,6 +72,7 @@ struct rk_wcache {
     uint64_t *idx;        /* table: hash's low 32 bits << 32 | slot + 1 (0 = empty) */
     size_t e_bytes, idx_bytes; /* their mappings' sizes */
     uint32_t mask;        /* table size - 1 */
+    uint32_t max_mask;    /* the table grows up to twice the capacity */
     uint32_t free_head;   /* released entries */
     uint32_t fresh;       /* entries from here on were never used (left untouched: no page faults) */
     uint32_t used;        /* entries holding records */
@@ -225,6 +226,29 @@ static void index_remove(rk_wcache *c, uint32_t i)
     }
 }
 
+/* Doubles the table when it passes half full: a large cache whose records
+ * are few (a short backtest) keeps a small, cache-friendly table. Rare and
+ * amortised: a rehash per doubling. RK_ENOMEM leaves the table as it was. */
+static int grow_index(rk_wcache *c)
+{
+    size_t n = ((size_t)c->mask + 1) * 2, bytes = n * sizeof *c->idx;
+    uint64_t *t = big_alloc(bytes);
+    if (!t)
+        return RK_ENOMEM;
+    uint64_t *old = c->idx;
+    size_t old_bytes = c->idx_bytes;
+    c->idx = t;
+    c->idx_bytes = bytes;
+    c->mask = (uint32_t)(n - 1);
+    for (uint32_t s = 0; s < c->fresh; s++) {
+        const entry *x = &c->e[s];
+        if (x->flags & F_USED)
+            c->idx[probe(c, x->hash, x->db, x->key, x->klen)] = (uint64_t)(uint32_t)x->hash << 32 | (s + 1);
+    }
+    big_free(old, old_bytes);
+    return 0;
+}
+
 /* ---- the dirty FIFO ------------------------------------------------------ */
 
 static void fifo_unlink(rk_wcache *c, uint32_t s)
@@ -346,6 +370,9 @@ static int undo_push(rk_wcache *c, uint32_t s, int kind)
 static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_t klen,
                      size_t len, uint32_t *out)
 {
+    if (((size_t)c->used + 1) * 2 > (size_t)c->mask + 1 && c->mask < c->max_mask &&
+        grow_index(c) != 0)
+        return RK_ENOMEM;
     uint32_t s = take_slot(c);
     if (s == NIL)
         return RK_EFULL;
@@ -387,9 +414,11 @@ int rk_wcache_new(size_t capacity, rk_wcache **out)
     rk_wcache *c = calloc(1, sizeof *c);
     if (!c)
         return RK_ENOMEM;
-    uint32_t tsize = 1;
-    while (tsize < capacity * 2)
-        tsize <<= 1;
+    uint32_t tsize = 1, tmax = 1;
+    while (tmax < capacity * 2)
+        tmax <<= 1;
+    tsize = tmax < 4096 ? tmax : 4096;
+    c->max_mask = tmax - 1;
     c->cap = (uint32_t)capacity;
     c->mask = tsize - 1;
     c->e_bytes = capacity * sizeof *c->e;
