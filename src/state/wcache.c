@@ -82,6 +82,7 @@ struct rk_wcache {
     uint64_t pending_new[RK_WC_DBS];
     uint64_t evictions, full;
     uint64_t gen;         /* current request generation (starts at 1) */
+    uint32_t last;        /* slot + 1 of the record the last get or load returned (0: none) */
 
     undo_rec *undo;       /* this request's undo records */
     size_t nundo, undo_cap;
@@ -498,6 +499,7 @@ int rk_wcache_get(rk_wcache *c, int db, const void *key, size_t klen, const uint
         return RK_ENOTFOUND;
     entry *x = &c->e[s - 1];
     x->gen = c->gen;
+    c->last = s;
     *val = x->val;
     *len = x->len;
     return 0;
@@ -519,6 +521,7 @@ int rk_wcache_load(rk_wcache *c, int db, const void *key, size_t klen, const voi
     memcpy(x->val, val, len);
     x->len = (uint32_t)len;
     set_flags(c, s, F_USED | F_IN_DB);
+    c->last = s + 1;
     *cval = x->val;
     return 0;
 }
@@ -528,36 +531,46 @@ int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void
 {
     if (klen > RK_WC_KEY_MAX || len > UINT32_MAX)
         return RK_EFULL;
-    uint64_t h = hash_key(db, key, klen);
-    uint32_t i = probe(c, h, db, key, klen), s;
+    uint32_t s = NIL;
     int rc;
-    if (c->idx[i] == 0) {
-        if ((rc = add_entry(c, h, db, key, klen, len, &s)) != 0)
-            return rc == RK_ENOMEM || rc == RK_ETOOBIG ? RK_EFULL : rc;
-        c->e[s].flags = F_USED; /* counted as new below */
-        c->pending_new[db]++;
-    } else {
-        s = (uint32_t)c->idx[i] - 1;
-        entry *x = &c->e[s];
-        if (x->ugen != c->gen) { /* its first change in this request: keep the old image */
-            if ((rc = undo_push(c, s, U_CHANGED)) != 0)
-                return rc;
-        }
-        /* the caller's value may be this entry's own buffer (a get, then a put) */
-        if (x->val != val) {
-            uint8_t *old = x->val;
-            int ocls = x->cls;
-            x->val = NULL;
-            if ((rc = ensure_room(c, x, len)) != 0) {
-                x->val = old;
-                x->cls = (uint8_t)ocls;
-                return rc == RK_ETOOBIG ? RK_EFULL : rc;
-            }
-            if (old)
-                buf_put(c, ocls, old);
+    const entry *l = c->last ? &c->e[c->last - 1] : NULL;
+    if (l && (l->flags & F_USED) && l->db == db && l->klen == klen &&
+        memcmp(l->key, key, klen) == 0)
+        s = c->last - 1; /* the usual get-then-put: no second probe */
+    else {
+        uint64_t h = hash_key(db, key, klen);
+        uint32_t cell = (uint32_t)c->idx[probe(c, h, db, key, klen)];
+        if (cell != 0) {
+            s = cell - 1;
+        } else {
+            if ((rc = add_entry(c, h, db, key, klen, len, &s)) != 0)
+                return rc == RK_ENOMEM || rc == RK_ETOOBIG ? RK_EFULL : rc;
+            set_flags(c, s, F_USED);
         }
     }
     entry *x = &c->e[s];
+    if (x->ugen != c->gen) { /* its first change in this request: keep the old image */
+        if ((rc = undo_push(c, s, U_CHANGED)) != 0)
+            return rc;
+    }
+    int k = class_of(len);
+    if (k < 0)
+        return RK_ENOMEM; /* cannot happen (values are far below 2 MiB); never RK_EFULL
+                             here: the cache holds this record, it must take the change */
+    if (k != x->cls || !x->val) {
+        uint8_t *p = buf_get(c, k);
+        if (!p)
+            return RK_ENOMEM;
+        if (x->val) {
+            if (val == x->val) /* the caller passed the record's own buffer back */
+                memcpy(p, val, len < x->len ? len : x->len);
+            buf_put(c, x->cls, x->val);
+        }
+        if (val == x->val)
+            val = p;
+        x->val = p;
+        x->cls = (uint8_t)k;
+    }
     x->gen = x->ugen = c->gen;
     if (x->val != val)
         memcpy(x->val, val, len);
