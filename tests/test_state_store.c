@@ -592,7 +592,7 @@ static void grow_with(fx *f, int headroom_pct, int entities)
     if (headroom_pct == 0)
         assert_true(st.txn_replays >= 1);
     /* survives a reopen (a private store keeps what a checkpoint wrote) */
-    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
+    assert_int_equal(rk_store_checkpoint(f->s), 0);
     fx_close(f);
     fx_open(f);
     set_str(f->txn, RK_F_ACCOUNT, "acct-77");
@@ -675,7 +675,7 @@ static void test_batch(void **state)
      * written only by a checkpoint */
     assert_int_equal(score(f, c, "b-5", T0 + 8, out, &rp), 0);
     assert_int_equal(out[0].i, 6);
-    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
+    assert_int_equal(rk_store_checkpoint(f->s), 0);
     fx_close(f);
     f->cfg.batch = 1;
     fx_open(f);
@@ -791,7 +791,7 @@ static void test_checkpoint_and_abort(void **state)
     assert_int_equal(out[0].i, 6);
     rk_store_abort(f->w);
     assert_int_equal(peek(f, c, 0, T0 + 10), 5);
-    assert_int_equal(rk_store_checkpoint(f->s, true), 0);
+    assert_int_equal(rk_store_checkpoint(f->s), 0);
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
     assert_int_equal(st.wal_entries, 0);
     assert_int_equal(st.cache_dirty, 0);

@@ -615,7 +615,7 @@ void rk_store_close(rk_store *s)
     if (s->ckpt_on)
         pthread_join(s->ckpt, NULL);
     /* a clean close leaves the log empty (a private store's cache just goes) */
-    if (s->wal_on && s->ckpt_w && s->wc && rk_store_checkpoint(s, true) != 0)
+    if (s->wal_on && s->ckpt_w && s->wc && rk_store_checkpoint(s) != 0)
         rk_log_error("state: the final checkpoint failed; the log replays at next open");
     rk_store_worker_free(s->sweep_w);
     rk_store_worker_free(s->ckpt_w);

@@ -106,11 +106,11 @@ void rk_store_close(rk_store *s);
  * when nothing is open), RK_EINVAL (called inside a request), RK_ESTORE. */
 int rk_store_flush(rk_store *s);
 
-/* Writes cached changes to their databases and trims the write-ahead log
- * (what the checkpointer thread does every checkpoint_ms): with all, until
- * nothing is left dirty, else one pass over what was dirty when it began.
- * Not from inside a request. 0 or RK_ESTORE. */
-int rk_store_checkpoint(rk_store *s, bool all);
+/* Writes cached changes to their databases and trims the write-ahead log,
+ * as the checkpointer thread does every checkpoint_ms: every change made
+ * before the call (later ones wait for the next pass, so a pass ends under
+ * constant load). Not from inside a request. 0 or RK_ESTORE. */
+int rk_store_checkpoint(rk_store *s);
 
 /* fsyncs everything committed so far. RK_ESTORE on failure. */
 int rk_store_sync(rk_store *s);

@@ -130,7 +130,7 @@ int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out)
                                         &s->n_swept_recent};
     int rc = rk_store_flush(s); /* a batching worker's open batch (same thread) first */
     if (rc == 0) /* judge records by their newest images */
-        rc = rk_store_checkpoint(s, true);
+        rc = rk_store_checkpoint(s);
     pthread_mutex_lock(&s->sweep_run);
     for (int db = 0; db < DB_N && rc == 0; db++) {
         batch_arg a = {.db = db, .now_ms = now_ms};

@@ -246,19 +246,22 @@ static int recover(rk_store *s, uint8_t *scratch)
 /* ---- checkpoints --------------------------------------------------------- */
 
 typedef struct ckpt_arg {
-    int *flushed; /* out: dirty records written (the FIFO's first ones) */
-    bool *more;   /* out: dirty records or trimmable log entries remain */
+    uint64_t pass_end; /* flush records whose first change is older than this */
+    bool *more;        /* out: such records, or trimmable log entries, remain */
 } ckpt_arg;
 
-/* Writes up to CKPT_CHUNK of the oldest dirty records and trims the log up
- * to the oldest change that stays dirty. Runs again unchanged after a map
- * growth (nothing is marked clean before the commit). */
+/* Writes up to CKPT_CHUNK of the oldest dirty records changed before
+ * pass_end and trims the log up to the oldest change that stays dirty. Runs
+ * again unchanged after a map growth (nothing is marked clean before the
+ * commit). */
 static int ckpt_op(rk_store_worker *w, void *arg)
 {
     ckpt_arg *a = arg;
     rk_store *s = w->s;
     rk_wc_dirty d[CKPT_CHUNK];
     int n = rk_wcache_dirty_head(s->wc, d, CKPT_CHUNK);
+    while (n > 0 && rk_wcache_needed_seq(s->wc, n - 1, UINT64_MAX) >= a->pass_end)
+        n--; /* changed since the pass began: the next pass writes it */
     for (int i = 0; i < n; i++) {
         MDB_val k = {d[i].klen, (void *)d[i].key}, v = {d[i].len, (void *)d[i].val};
         int rc = mdb_put(w->txn, item_dbi(s, d[i].db), &k, &v, 0);
@@ -266,8 +269,7 @@ static int ckpt_op(rk_store_worker *w, void *arg)
             return rk_store_mdb_fail(s, rc, "checkpointing a record");
     }
     w->ckpt_flushed = n;
-    *a->flushed = n;
-    *a->more = rk_wcache_needed_seq(s->wc, n, 0) != 0;
+    *a->more = rk_wcache_needed_seq(s->wc, n, UINT64_MAX) < a->pass_end;
     if (!s->wal_on)
         return 0;
     uint64_t keep_from = rk_wcache_needed_seq(s->wc, n, s->wal_next);
@@ -296,25 +298,23 @@ static int ckpt_op(rk_store_worker *w, void *arg)
     return 0;
 }
 
-int rk_store_checkpoint(rk_store *s, bool all)
+int rk_store_checkpoint(rk_store *s)
 {
     if (s->batch_w) /* a batching store's open batch (same thread) goes first */
         rk_store_flush(s);
     pthread_mutex_lock(&s->ckpt_run);
     rk_store_worker *w = s->ckpt_w;
     int rc = 0;
-    /* one pass covers what was dirty at the start; later changes wait for
-     * the next pass unless all */
-    uint64_t pass_end = 0;
-    for (;;) {
-        int flushed = 0;
-        bool more = false;
-        ckpt_arg a = {&flushed, &more};
+    /* A pass covers what was dirty when it began, so it ends under constant
+     * load; later changes wait for the next. A private store has no log
+     * sequence (and no other writer): everything. */
+    ckpt_arg a = {.pass_end = 0};
+    for (bool more = true; more;) {
+        a.more = &more;
         if ((rc = rk_store_begin(w, rk_clock_wall_ms())) != 0)
             break;
-        if (pass_end == 0)
-            pass_end = s->wal_next;
-        bool past = !all && rk_wcache_needed_seq(s->wc, 0, UINT64_MAX) >= pass_end;
+        if (a.pass_end == 0)
+            a.pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
         rc = rk_store_op(w, ckpt_op, &a, sizeof a);
         if (rc != 0) {
             rk_store_abort(w);
@@ -323,9 +323,8 @@ int rk_store_checkpoint(rk_store *s, bool all)
         if ((rc = rk_store_commit(w)) != 0)
             break;
         atomic_fetch_add(&s->n_checkpoints, 1);
-        rk_store_yield(s);
-        if (!more || (!all && (past || __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))))
-            break;
+        if (more)
+            rk_store_yield(s);
     }
     pthread_mutex_unlock(&s->ckpt_run);
     return rc;
@@ -356,7 +355,7 @@ void *rk_wal_ckpt_main(void *arg)
             break;
         s->ckpt_kick = false;
         pthread_mutex_unlock(&s->ckpt_mu);
-        (void)rk_store_checkpoint(s, false);
+        (void)rk_store_checkpoint(s);
         pthread_mutex_lock(&s->ckpt_mu);
     }
     pthread_mutex_unlock(&s->ckpt_mu);
