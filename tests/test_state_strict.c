@@ -73,12 +73,15 @@ static int teardown(void **state)
     return 0;
 }
 
+static size_t g_cache = RK_CACHE_AUTO; /* cache_records of every store a test opens */
+
 static void config(rk_store_config *cfg, const char *dir, int durability)
 {
     rk_store_config_default(cfg);
     cfg->dir = dir;
     cfg->durability = durability;
     cfg->sweep_interval_ms = 0;
+    cfg->cache_records = g_cache;
 }
 
 /* The pipeline's sequence for one request on account acct. Returns 1 when
@@ -322,6 +325,16 @@ static void test_kill9_periodic_writemap(void **state)
     kill9_rounds(*state, RK_DUR_PERIODIC);
 }
 
+/* Strict durability with the write-back cache turned on (it is off by
+ * default in strict mode): acknowledged changes live in the write-ahead log
+ * until a checkpoint, and recovery replays them. */
+static void test_kill9_strict_cache(void **state)
+{
+    g_cache = RK_CACHE_DEFAULT;
+    kill9_rounds(*state, RK_DUR_STRICT);
+    g_cache = RK_CACHE_AUTO;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_periodic_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_periodic_writemap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_strict_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

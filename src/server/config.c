@@ -254,8 +254,8 @@ static int set_writemap(rk_config *c, const char *v, const origin *o, rk_diag *d
 static int set_cache_records(rk_config *c, const char *v, const origin *o, rk_diag *diag)
 {
     long n;
-    if (parse_long(v, 1024, 1L << 30, &n) < 0)
-        return bad(diag, o, "cache_records", "a record count from 1024 to 1073741824", v);
+    if (parse_long(v, 0, 1L << 30, &n) < 0 || (n > 0 && n < 1024))
+        return bad(diag, o, "cache_records", "0 (no cache) or a record count from 1024 to 1073741824", v);
     c->cache_records = n;
     return 0;
 }
@@ -404,7 +404,7 @@ void rk_config_defaults(rk_config *c)
     c->keep_decisions_ms = 0;
     c->sweep_interval_ms = sc.sweep_interval_ms;
     c->writemap = sc.writemap;
-    c->cache_records = (int64_t)sc.cache_records;
+    c->cache_records = -1; /* by durability: see rk_store_config */
     c->checkpoint_ms = sc.checkpoint_ms;
     rk_declog_config_default(&c->decision_log);
     c->decision_log.enabled = true;
@@ -422,7 +422,7 @@ void rk_config_store(const rk_config *c, rk_store_config *sc)
     sc->recent_ttl_ms = c->keep_decisions_ms ? c->keep_decisions_ms : c->retry_window_ms;
     sc->sweep_interval_ms = c->sweep_interval_ms;
     sc->writemap = c->writemap;
-    sc->cache_records = (size_t)c->cache_records;
+    sc->cache_records = c->cache_records < 0 ? RK_CACHE_AUTO : (size_t)c->cache_records;
     sc->checkpoint_ms = c->checkpoint_ms;
 }
 

@@ -43,7 +43,7 @@ typedef struct rk_config {
     int64_t keep_decisions_ms;               /* decisions kept for feedback; 0 = retry_window */
     int64_t sweep_interval_ms;               /* sweeper period; 0 = no sweeper */
     bool writemap;                           /* LMDB MDB_WRITEMAP: cheaper commits */
-    int64_t cache_records;                   /* write-back cache size, records */
+    int64_t cache_records;                   /* write-back cache size, records; -1 = by durability */
     int64_t checkpoint_ms;                   /* checkpointer period */
     rk_declog_config decision_log;           /* the `decision_log:` section; dir NULL (the
                                                 engine puts it in data_dir) */

@@ -72,13 +72,18 @@ typedef struct rk_store_config {
     bool writemap;              /* MDB_WRITEMAP in periodic durability: commits write into the map
                                    instead of pwrite(2)ing copies; kill -9 safe all the same (see
                                    docs/operations.md); default true. Strict durability never uses it */
-    size_t cache_records;       /* records kept in the write-back cache; default 262144 (see below) */
+    size_t cache_records;       /* records kept in the write-back cache (see below); 0 = none, every
+                                   record written in place; default RK_CACHE_AUTO: RK_CACHE_DEFAULT
+                                   in periodic durability, none in strict */
     int64_t checkpoint_ms;      /* the checkpointer writes cached changes to their databases and
                                    trims the write-ahead log this often; default 1000 */
     int batch;                  /* private stores (backtest): rk_store_commit really commits every `batch`
                                    requests (and rk_store_flush / close); 0 or 1 = every request (default).
                                    Periodic durability only; no sync thread, no final fsync */
 } rk_store_config;
+
+#define RK_CACHE_AUTO ((size_t)-1)        /* cache_records: chosen by durability */
+#define RK_CACHE_DEFAULT ((size_t)256 << 10) /* periodic durability's cache, records */
 
 /* Fills c with the defaults above (dir = NULL). */
 void rk_store_config_default(rk_store_config *c);

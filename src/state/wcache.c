@@ -313,6 +313,10 @@ static void release_entry(rk_wcache *c, uint32_t s)
  * when there is none within reach. */
 static uint32_t take_slot(rk_wcache *c)
 {
+    if (c->cap == 0) { /* a cache of nothing: every record stays in the database */
+        c->full++;
+        return NIL;
+    }
     if (c->free_head == NIL && c->fresh < c->cap)
         return c->fresh++;
     if (c->free_head == NIL) {
@@ -408,7 +412,7 @@ static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_
 
 int rk_wcache_new(size_t capacity, rk_wcache **out)
 {
-    if (capacity < 64)
+    if (capacity > 0 && capacity < 64)
         capacity = 64;
     if (capacity > (1u << 30))
         capacity = 1u << 30;
@@ -424,9 +428,9 @@ int rk_wcache_new(size_t capacity, rk_wcache **out)
     c->mask = tsize - 1;
     c->e_bytes = capacity * sizeof *c->e;
     c->idx_bytes = (size_t)tsize * sizeof *c->idx;
-    c->e = big_alloc(c->e_bytes);
+    c->e = capacity ? big_alloc(c->e_bytes) : NULL;
     c->idx = big_alloc(c->idx_bytes);
-    if (!c->e || !c->idx) {
+    if ((capacity && !c->e) || !c->idx) {
         rk_wcache_free(c);
         return RK_ENOMEM;
     }
