@@ -27,6 +27,7 @@
 
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/grow.h"
 #include "lib/log.h"
 #include "state/store_int.h"
 
@@ -107,16 +108,8 @@ static int zrle_decode(const uint8_t *p, size_t n, uint8_t *out, size_t len)
 int rk_wal_add(rk_store_worker *w, int db, const MDB_val *k, const MDB_val *v)
 {
     size_t need = sizeof(item_hdr) + k->mv_size + encoded_max(v->mv_size);
-    if (w->wal_used + need > w->wal_cap) {
-        size_t n = w->wal_cap ? w->wal_cap : 16 * 1024;
-        while (n < w->wal_used + need)
-            n *= 2;
-        uint8_t *p = realloc(w->wal, n); /* grows to the largest request seen, then stays */
-        if (!p)
-            return RK_ENOMEM;
-        w->wal = p;
-        w->wal_cap = n;
-    }
+    if (rk_grow((void **)&w->wal, &w->wal_cap, w->wal_used + need, 16 * 1024) != 0)
+        return RK_ENOMEM;
     uint8_t *p = w->wal + w->wal_used;
     size_t enc = zrle_encode(v->mv_data, v->mv_size, p + sizeof(item_hdr) + k->mv_size);
     item_hdr h = {(uint8_t)db, (uint8_t)k->mv_size, {0}, {0}};

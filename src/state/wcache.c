@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 
 #include "lib/err.h"
+#include "lib/grow.h"
 
 #define NIL UINT32_MAX
 #define EVICT_SCAN 256          /* entries the clock hand looks at before giving up */
@@ -85,7 +86,7 @@ struct rk_wcache {
     uint32_t last;        /* slot + 1 of the record the last get or load returned (0: none) */
 
     undo_rec *undo;       /* this request's undo records */
-    size_t nundo, undo_cap;
+    size_t nundo, undo_bytes;
     uint8_t *undo_buf;    /* their old values */
     size_t undo_used, undo_buf_cap;
 
@@ -343,25 +344,11 @@ static uint32_t take_slot(rk_wcache *c)
 static int undo_push(rk_wcache *c, uint32_t s, int kind)
 {
     entry *x = &c->e[s];
-    if (c->nundo == c->undo_cap) {
-        size_t n = c->undo_cap ? c->undo_cap * 2 : 64;
-        undo_rec *u = realloc(c->undo, n * sizeof *u);
-        if (!u)
-            return RK_ENOMEM;
-        c->undo = u;
-        c->undo_cap = n;
-    }
     size_t keep = kind == U_CHANGED ? x->len : 0;
-    if (c->undo_used + keep > c->undo_buf_cap) {
-        size_t n = c->undo_buf_cap ? c->undo_buf_cap : 64 * 1024;
-        while (n < c->undo_used + keep)
-            n *= 2;
-        uint8_t *b = realloc(c->undo_buf, n);
-        if (!b)
-            return RK_ENOMEM;
-        c->undo_buf = b;
-        c->undo_buf_cap = n;
-    }
+    if (rk_grow((void **)&c->undo, &c->undo_bytes, (c->nundo + 1) * sizeof *c->undo,
+                64 * sizeof *c->undo) != 0 ||
+        rk_grow((void **)&c->undo_buf, &c->undo_buf_cap, c->undo_used + keep, 64 * 1024) != 0)
+        return RK_ENOMEM;
     if (keep)
         memcpy(c->undo_buf + c->undo_used, x->val, keep);
     c->undo[c->nundo++] = (undo_rec){s, (uint8_t)kind, x->flags, x->len, x->first_seq,
