@@ -27,6 +27,14 @@
  * process (kill -9) loses nothing in either mode; docs/operations.md states
  * what a power loss can do.
  *
+ * Write-back cache. rk_store_get and rk_store_put_at (counter and decided
+ * records) go through the cache (wcache.c) under gate; a request's changes
+ * also become one write-ahead log entry written just before its commit, and
+ * the checkpointer thread moves them into their databases (wal.c). Every
+ * path that abandons a transaction (abort, a re-run after map growth, a
+ * failed commit) undoes the request's cache changes with it, so the cache
+ * never holds what LMDB did not commit.
+ *
  * Map growth. A transaction that hits MDB_MAP_FULL is aborted, the map is
  * doubled (up to map_max) and the transaction's logged operations are run
  * again in a fresh one (see rk_store_op); the caller only sees its outputs
@@ -556,7 +564,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         rc = open_dbs(s);
     if (rc == 0)
         rc = rk_wal_recover(s);
-    s->wal_on = s->cfg.batch <= 1;
+    s->wal_on = s->cfg.batch <= 1 && s->cfg.cache_records > 0;
     if (rc == 0)
         rc = rk_wcache_new(s->cfg.cache_records, &s->wc);
     if (rc == 0)
