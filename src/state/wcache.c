@@ -479,6 +479,27 @@ void rk_wcache_undo(rk_wcache *c)
     c->undo_used = 0;
 }
 
+void rk_wcache_prefetch(const rk_wcache *c, int db, const void *key, size_t klen, int stage)
+{
+    if (klen > RK_WC_KEY_MAX)
+        return;
+    uint64_t h = hash_key(db, key, klen);
+    const uint64_t *cell = &c->idx[(uint32_t)h & c->mask];
+    if (stage == 0) {
+        __builtin_prefetch(cell);
+        return;
+    }
+    if (*cell == 0 || (uint32_t)(*cell >> 32) != (uint32_t)h)
+        return; /* absent, or further along the run: not worth chasing */
+    const entry *x = &c->e[(uint32_t)*cell - 1];
+    if (stage == 1) {
+        __builtin_prefetch(x);
+        return;
+    }
+    for (uint32_t off = 0; x->val && off < x->len && off < 256; off += 64)
+        __builtin_prefetch(x->val + off);
+}
+
 int rk_wcache_get(rk_wcache *c, int db, const void *key, size_t klen, const uint8_t **val,
                   size_t *len)
 {

@@ -56,6 +56,13 @@ void rk_wcache_undo(rk_wcache *c);
 int rk_wcache_get(rk_wcache *c, int db, const void *key, size_t klen, const uint8_t **val,
                   size_t *len);
 
+/* Starts loading what a lookup of (db, key) will read, in stages: stage 0
+ * the table cell, 1 the entry (reads the cell), 2 the value's first bytes
+ * (reads the entry). A request that is about to look up several records
+ * runs stage 0 for all, then 1, then 2, so their cache misses overlap
+ * instead of following one another. Changes nothing. */
+void rk_wcache_prefetch(const rk_wcache *c, int db, const void *key, size_t klen, int stage);
+
 /* Caches a clean copy of what the database holds for a key that was not
  * cached, pinned, and points *cval at the copy. 0, or RK_EFULL when no clean
  * record can be evicted (the caller then works on the database directly). */
