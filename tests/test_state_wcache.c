@@ -763,9 +763,35 @@ static void test_many_keys(void **state)
     assert_absent(c, 1, key, KLEN);
 }
 
+/* Prefetching reads the cache and changes nothing: present, absent and
+ * too-long keys, every stage (ASan checks the reads). */
+static void test_prefetch_changes_nothing(void **state)
+{
+    rk_wcache *c = cache_new(state, 64);
+    uint8_t key[KLEN], val[300], missing[KLEN], toolong[RK_WC_KEY_MAX + 8] = {0};
+    mkkey(1, key);
+    mkkey(2, missing);
+    mkval(1, 0, val, sizeof val);
+    put_req(c, 0, key, KLEN, val, sizeof val, 1);
+    rk_wcache_stats before = stats(c);
+    for (int stage = 0; stage <= 2; stage++) {
+        rk_wcache_prefetch(c, 0, key, KLEN, stage);
+        rk_wcache_prefetch(c, 0, missing, KLEN, stage);
+        rk_wcache_prefetch(c, 1, key, KLEN, stage);
+        rk_wcache_prefetch(c, 0, toolong, sizeof toolong, stage);
+    }
+    rk_wcache_stats after = stats(c);
+    assert_memory_equal(&before, &after, sizeof before);
+    rk_wcache_begin(c);
+    assert_get(c, 0, key, KLEN, val, sizeof val);
+    assert_absent(c, 0, missing, KLEN);
+    rk_wcache_keep(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_prefetch_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_put_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_db_index_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undo, setup, teardown),
