@@ -24,6 +24,7 @@ typedef struct opts {
     int n;              /* requests per round per target */
     int rounds;         /* alternating echo/riskd rounds */
     int json;           /* print one JSON object */
+    const char *config; /* riskd.yaml for riskd (-c), or NULL */
 } opts;
 
 
@@ -69,18 +70,20 @@ static void run_round(target *t, msgpack_sbuffer *msgs, const opts *o, int recor
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_latency [--riskd PATH] [--rules FILE] [--rate R] [--n N] "
-               "[--rounds K] [--json]\n"
+    fprintf(f, "usage: bench_latency [--riskd PATH] [--rules FILE] [--config YAML] [--rate R] "
+               "[--n N] [--rounds K] [--json]\n"
                "--rate 0 sends back-to-back (each request as the previous reply arrives).\n"
+               "--config starts riskd with -c YAML (flags still set rules, endpoints, data).\n"
                "REQ lockstep latency over TCP loopback: riskd vs a bare ZeroMQ echo.\n");
 }
 
 int main(int argc, char **argv)
 {
-    opts o = {"build/riskd", "rules/default.yaml", 2000, 5000, 5, 0};
+    opts o = {"build/riskd", "rules/default.yaml", 2000, 5000, 5, 0, NULL};
     static const struct option lo[] = {
         {"riskd", 1, 0, 'd'}, {"rules", 1, 0, 'r'}, {"rate", 1, 0, 'R'}, {"n", 1, 0, 'n'},
-        {"rounds", 1, 0, 'k'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"rounds", 1, 0, 'k'}, {"json", 0, 0, 'j'}, {"config", 1, 0, 'c'},
+        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
         switch (c) {
         case 'd': o.riskd = optarg; break;
@@ -89,6 +92,7 @@ int main(int argc, char **argv)
         case 'n': o.n = atoi(optarg); break;
         case 'k': o.rounds = atoi(optarg); break;
         case 'j': o.json = 1; break;
+        case 'c': o.config = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -114,7 +118,7 @@ int main(int argc, char **argv)
     snprintf(admin, sizeof admin, "ipc://%s/admin.sock", tmpdir);
     char *rargv[] = {(char *)o.riskd, "--rules", (char *)o.rules, "--endpoint", riskd.endpoint,
                      "--admin-endpoint", admin, "--data-dir", tmpdir, "--log-level", "warn",
-                     NULL};
+                     o.config ? "-c" : NULL, (char *)o.config, NULL};
     void *ctx = zmq_ctx_new();
     pid_t riskd_pid = bench_start_riskd(rargv, ctx, riskd.endpoint);
 
