@@ -15,6 +15,10 @@
  * order (the last image of a record wins), then empty the log. A record
  * checkpointed after its last logged change holds that same image, so
  * replaying entries that survived a trim rewrites what is already there.
+ * The one image recovery can bring back older than its database's is that of
+ * a record the sweeper dropped or shrank meanwhile: it was idle then and is
+ * idle again (window arithmetic and the decided record's own time ignore
+ * it), and the next sweep drops it.
  *
  * Entry layout: repeated { u8 db, u8 key length, u32 encoded and u32 decoded
  * value lengths (native order), key, encoded value }. */
