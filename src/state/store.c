@@ -906,6 +906,15 @@ int rk_store_del(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, const char *what)
     return 0;
 }
 
+/* Forgets what the current request did outside LMDB: its cache changes, its
+ * log entry, a checkpoint's list of records to mark clean. */
+static void undo_request(rk_store_worker *w)
+{
+    rk_wcache_undo(w->s->wc);
+    w->wal_used = 0;
+    w->ckpt_flushed = 0;
+}
+
 /* ---- restarting a transaction -------------------------------------------- */
 
 /* Abandons w's LMDB transaction (if it is still there) and starts a fresh
@@ -922,9 +931,7 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
         rk_log_error("state: map full in a transaction too large to re-run");
         return RK_ESTORE;
     }
-    rk_wcache_undo(s->wc); /* the request's cached changes go with its transaction */
-    w->wal_used = 0;
-    w->ckpt_flushed = 0;
+    undo_request(w); /* the request's cached changes go with its transaction */
     for (int attempt = 0; attempt < GROW_ATTEMPTS; attempt++) {
         if (w->txn) {
             mdb_txn_abort(w->txn);
@@ -953,11 +960,8 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
             if (rc == RK_ST_MAPFULL || hard_failure(rc))
                 break;
         }
-        if (rc == RK_ST_MAPFULL) { /* start the next attempt from the same cache */
-            rk_wcache_undo(s->wc);
-            w->wal_used = 0;
-            w->ckpt_flushed = 0;
-        }
+        if (rc == RK_ST_MAPFULL) /* start the next attempt from the same cache */
+            undo_request(w);
         if (hard_failure(rc))
             return rc;
         if (rc != RK_ST_MAPFULL) {
@@ -975,9 +979,7 @@ void rk_store_abort(rk_store_worker *w)
         return;
     w->in_req = false;
     atomic_fetch_add(&w->s->n_aborts, 1);
-    rk_wcache_undo(w->s->wc);
-    w->wal_used = 0;
-    w->ckpt_flushed = 0;
+    undo_request(w);
     if (w->batch_n > 0) {
         /* keep the batch's earlier requests: rebuild them without this one */
         if (restart(w, false, false, NULL) == 0) {
@@ -1104,9 +1106,7 @@ static int commit_now(rk_store_worker *w)
             mdb_txn_abort(w->txn);
             w->txn = NULL;
         }
-        rk_wcache_undo(s->wc);
-        w->wal_used = 0;
-        w->ckpt_flushed = 0;
+        undo_request(w);
         atomic_fetch_add(&s->n_aborts, 1);
         release(w);
         return rc < 0 ? rc : RK_ESTORE;
