@@ -169,7 +169,7 @@ static int apply_entry(rk_store *s, MDB_txn *txn, const uint8_t *p, size_t len, 
 }
 
 /* One attempt at recovery in a single transaction. */
-static int recover_once(rk_store *s, uint64_t *entries, uint64_t *last, uint8_t *scratch)
+static int recover_once(rk_store *s, uint64_t *entries, uint8_t *scratch)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -184,8 +184,6 @@ static int recover_once(rk_store *s, uint64_t *entries, uint64_t *last, uint8_t 
     *entries = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == sizeof *last)
-            memcpy(last, k.mv_data, sizeof *last);
         if ((rc = apply_entry(s, txn, v.mv_data, v.mv_size, scratch)) != 0)
             break;
         (*entries)++;
@@ -216,8 +214,8 @@ int rk_wal_recover(rk_store *s)
 static int recover(rk_store *s, uint8_t *scratch)
 {
     for (int i = 0; i < RECOVER_GROWTHS; i++) {
-        uint64_t entries = 0, last = 0;
-        int rc = recover_once(s, &entries, &last, scratch);
+        uint64_t entries = 0;
+        int rc = recover_once(s, &entries, scratch);
         if (rc == 0) {
             if (entries > 0) {
                 rk_log_info("state: replayed %" PRIu64 " write-ahead log entries", entries);
@@ -229,6 +227,13 @@ static int recover(rk_store *s, uint8_t *scratch)
         if (rc == EINVAL) {
             rk_log_error("state: a write-ahead log entry in %s is malformed", s->dir);
             return RK_ECORRUPT;
+        }
+        if (rc == MDB_MAP_RESIZED) { /* another process grew it: adopt its size */
+            MDB_envinfo info;
+            if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0 || (rc = mdb_env_info(s->env, &info)) != 0)
+                return rk_store_mdb_fail(s, rc, "adopting the map size");
+            s->map_size = info.me_mapsize;
+            continue;
         }
         if (rc != MDB_MAP_FULL || s->map_size >= s->cfg.map_max)
             return rk_store_mdb_fail(s, rc, "replaying the write-ahead log");
