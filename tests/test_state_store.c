@@ -763,6 +763,54 @@ static void test_wal_recovery(void **state)
     rk_counters_free(c);
 }
 
+/* Recovery that needs a larger map: the child fills a tiny map with log
+ * entries only; replaying them writes every record a second time, into its
+ * database, and the map must grow during the replay. */
+static void test_wal_recovery_grows_map(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000;
+    f->cfg.map_size = 256 * 1024;
+    f->cfg.grow_headroom_pct = 0; /* the map grows only when full */
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rk_value out[1];
+        rk_replay rp;
+        char acct[32], id[32];
+        fx_open(f);
+        for (int i = 0; i < 1500; i++) {
+            snprintf(acct, sizeof acct, "acct-%d", i);
+            snprintf(id, sizeof id, "g-%d", i);
+            set_str(f->txn, RK_F_ACCOUNT, acct);
+            if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != 1)
+                _exit(2);
+        }
+        rk_store_stats st;
+        if (rk_store_stats_get(f->s, &st) != 0 || st.checkpoints != 0)
+            _exit(3);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    fx_open(f);
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.wal_entries, 0);
+    assert_true(st.map_growths >= 1); /* grown while replaying */
+    assert_int_equal(st.entries_counters, 1500);
+    assert_int_equal(st.entries_recent, 1500);
+    set_str(f->txn, RK_F_ACCOUNT, "acct-1234");
+    assert_int_equal(peek(f, c, 0, T0 + 2000), 1);
+    rk_counters_free(c);
+}
+
 /* Checkpoints move cached changes into their databases and trim the log;
  * an aborted request leaves neither cache nor log changed. */
 static void test_checkpoint_and_abort(void **state)
@@ -967,6 +1015,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_map_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_map_full_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_recovery_grows_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore_and_no_raw_values, setup, teardown),

@@ -193,6 +193,11 @@ static int resize_locked(rk_store *s, bool adopt, size_t seen)
     return 0;
 }
 
+int rk_store_grow_unlocked(rk_store *s)
+{
+    return resize_locked(s, false, s->map_size);
+}
+
 /* Called with maplock held shared and no transaction of ours open: trades the
  * shared hold for an exclusive one, resizes, and takes it shared again. */
 static int resize(rk_store *s, bool adopt)

@@ -170,6 +170,10 @@ int rk_wal_recover(rk_store *s);
 /* The checkpointer thread's body (arg: the store). */
 void *rk_wal_ckpt_main(void *arg);
 
+/* Doubles the map (disk blocks reserved first) while nothing else uses the
+ * store: at open, before any worker or thread exists. 0 or RK_ESTORE. */
+int rk_store_grow_unlocked(rk_store *s);
+
 /* Called by background work (checkpointer, sweeper) between its write
  * transactions: waits, briefly and boundedly, while requests wait for the
  * write lock, so that they are not starved (a mutex released and retaken

@@ -235,12 +235,10 @@ static int recover(rk_store *s, uint8_t *scratch)
             s->map_size = info.me_mapsize;
             continue;
         }
-        if (rc != MDB_MAP_FULL || s->map_size >= s->cfg.map_max)
+        if (rc != MDB_MAP_FULL)
             return rk_store_mdb_fail(s, rc, "replaying the write-ahead log");
-        size_t want = s->map_size > s->cfg.map_max / 2 ? s->cfg.map_max : s->map_size * 2;
-        if ((rc = mdb_env_set_mapsize(s->env, want)) != 0)
-            return rk_store_mdb_fail(s, rc, "growing the map for recovery");
-        s->map_size = want;
+        if ((rc = rk_store_grow_unlocked(s)) != 0)
+            return rc;
     }
     return RK_ESTORE;
 }
