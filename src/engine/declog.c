@@ -62,7 +62,8 @@
 #include "proto/txn.h"
 #include "state/keyhash.h"
 
-#define TICK_MS 20                      /* the writer looks at the queue at least this often */
+#define TICK_MS 100                     /* the writer looks at the queue at least this often:
+                                           fewer wake-ups, fewer bursts beside scoring (docs/logs.md) */
 #define RING_MIN (2u * RK_RLOG_REC_MAX) /* the largest record always fits an empty ring */
 #define QUEUE_MAX (1u << 20)            /* records; keeps every offset in a uint32 slot size */
 #define BATCH_CAP (2u * RK_RLOG_REC_MAX) /* bytes gathered for one write(2) */
