@@ -712,16 +712,13 @@ static void test_batch_map_full_rebuild(void **state)
 
 /* ---- write-back cache and its log ---------------------------------------- */
 
-/* Requests committed but never checkpointed survive a process that stops
- * without closing the store (as after kill -9): the next open replays the
- * write-ahead log. A child process does the requests and _exits. */
-static void test_wal_recovery(void **state)
+/* A child process opens the store (f->cfg), scores n requests with ids
+ * "<prefix>-i" over naccounts accounts, checks it took no checkpoint, and
+ * _exits without closing the store, as after kill -9: everything it did is
+ * in the write-ahead log only. Returns once it has exited cleanly. */
+static void requests_then_crash(fx *f, const rk_counters *c, int n, int naccounts,
+                                const char *prefix)
 {
-    fx *f = *state;
-    f->cfg.checkpoint_ms = 3600 * 1000; /* the child never checkpoints */
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -730,22 +727,35 @@ static void test_wal_recovery(void **state)
         rk_replay rp;
         char acct[32], id[32];
         fx_open(f);
-        for (int i = 0; i < 200; i++) {
-            snprintf(acct, sizeof acct, "acct-%d", i % 20);
-            snprintf(id, sizeof id, "w-%d", i);
+        for (int i = 0; i < n; i++) {
+            snprintf(acct, sizeof acct, "acct-%d", i % naccounts);
+            snprintf(id, sizeof id, "%s-%d", prefix, i);
             set_str(f->txn, RK_F_ACCOUNT, acct);
-            if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / 20 + 1)
+            if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / naccounts + 1)
                 _exit(2);
         }
         rk_store_stats st;
-        if (rk_store_stats_get(f->s, &st) != 0 || st.wal_entries != 200 || st.checkpoints != 0)
+        if (rk_store_stats_get(f->s, &st) != 0 || st.wal_entries != (uint64_t)n ||
+            st.checkpoints != 0)
             _exit(3);
-        _exit(0); /* no close: nothing checkpointed, the log holds it all */
+        _exit(0);
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Requests committed but never checkpointed survive a process that stops
+ * without closing the store: the next open replays the write-ahead log. */
+static void test_wal_recovery(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000; /* the child never checkpoints */
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    requests_then_crash(f, c, 200, 20, "w");
     fx_open(f);
     rk_store_stats st;
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
@@ -775,30 +785,7 @@ static void test_wal_recovery_grows_map(void **state)
     rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
     rk_counters *c;
     assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        rk_value out[1];
-        rk_replay rp;
-        char acct[32], id[32];
-        fx_open(f);
-        for (int i = 0; i < 1500; i++) {
-            snprintf(acct, sizeof acct, "acct-%d", i);
-            snprintf(id, sizeof id, "g-%d", i);
-            set_str(f->txn, RK_F_ACCOUNT, acct);
-            if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != 1)
-                _exit(2);
-        }
-        rk_store_stats st;
-        if (rk_store_stats_get(f->s, &st) != 0 || st.checkpoints != 0)
-            _exit(3);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    requests_then_crash(f, c, 1500, 1500, "g");
     fx_open(f);
     rk_store_stats st;
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
