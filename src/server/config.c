@@ -180,13 +180,20 @@ static int set_durability(rk_config *c, const char *v, const origin *o, rk_diag 
     return 0;
 }
 
-static int set_sync_interval(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+/* An interval of the store's background work: 1 ms to an hour. */
+static int set_interval_ms(int64_t *dst, const char *name, const char *v, const origin *o,
+                           rk_diag *diag)
 {
     long n;
     if (parse_long(v, 1, 3600000, &n) < 0)
-        return bad(diag, o, "sync_interval_ms", "milliseconds from 1 to 3600000", v);
-    c->sync_interval_ms = n;
+        return bad(diag, o, name, "milliseconds from 1 to 3600000", v);
+    *dst = n;
     return 0;
+}
+
+static int set_sync_interval(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    return set_interval_ms(&c->sync_interval_ms, "sync_interval_ms", v, o, diag);
 }
 
 static int set_sweep_interval(rk_config *c, const char *v, const origin *o, rk_diag *diag)
@@ -262,11 +269,7 @@ static int set_cache_records(rk_config *c, const char *v, const origin *o, rk_di
 
 static int set_checkpoint(rk_config *c, const char *v, const origin *o, rk_diag *diag)
 {
-    long n;
-    if (parse_long(v, 1, 3600000, &n) < 0)
-        return bad(diag, o, "checkpoint_ms", "milliseconds from 1 to 3600000", v);
-    c->checkpoint_ms = n;
-    return 0;
+    return set_interval_ms(&c->checkpoint_ms, "checkpoint_ms", v, o, diag);
 }
 
 /* ---- the decision_log section ---- */
