@@ -310,18 +310,24 @@ static int parse_group(const void *v, size_t len, sref *out)
     return at == len ? h.n : -1;
 }
 
-/* Reads the record of (ekey, group g), applies ops[m] to the group's m-th
- * counter in the worker's scratch, sets values[m] to its value, and writes
- * the record back if any state changed, keeping only the states of g's
- * counters. */
+/* The key of the record holding group g's counters for the entity whose
+ * keyed digest is ekey: the digest, then the group's key-set number. */
+static void record_key(uint8_t out[RK_CREC_KEY_LEN], const uint8_t ekey[RK_HASH_LEN],
+                       const cgroup *g)
+{
+    memcpy(out, ekey, RK_HASH_LEN);
+    memcpy(out + RK_HASH_LEN, &g->keyset, sizeof g->keyset);
+}
+
+/* Reads the record under rkey (record_key of group g), applies ops[m] to the
+ * group's m-th counter in the worker's scratch, sets values[m] to its value,
+ * and writes the record back if any state changed, keeping only the states
+ * of g's counters. */
 static int group_update(rk_store_worker *w, const rk_counters *c, const cgroup *g,
-                        const uint8_t ekey[RK_HASH_LEN], int64_t ts, const cop *ops,
+                        const uint8_t rkey[RK_CREC_KEY_LEN], int64_t ts, const cop *ops,
                         int64_t *values)
 {
-    uint8_t kbuf[RK_CREC_KEY_LEN];
-    memcpy(kbuf, ekey, RK_HASH_LEN);
-    memcpy(kbuf + RK_HASH_LEN, &g->keyset, sizeof g->keyset);
-    MDB_val k = {sizeof kbuf, kbuf}, v = {0, NULL};
+    MDB_val k = {RK_CREC_KEY_LEN, (void *)rkey}, v = {0, NULL};
     int rc = rk_store_get(w, RK_CUR_COUNTERS, &k, &v, "reading a counter record");
     if (rc == RK_ENOTFOUND)
         v.mv_size = 0;
@@ -496,10 +502,12 @@ static int apply_op(rk_store_worker *w, void *arg)
     uint8_t keys[RK_COUNTERS_MAX][RK_CREC_KEY_LEN];
     bool have[RK_COUNTERS_MAX];
     for (int gi = 0; gi < c->ngroups; gi++) {
-        have[gi] = group_key(w, &dc, a->txn, &c->groups[gi], keys[gi]);
-        memcpy(keys[gi] + RK_HASH_LEN, &c->groups[gi].keyset, sizeof c->groups[gi].keyset);
-        if (have[gi])
-            rk_wcache_prefetch(w->s->wc, RK_WC_COUNTERS, keys[gi], RK_CREC_KEY_LEN, 0);
+        uint8_t ekey[RK_HASH_LEN];
+        have[gi] = group_key(w, &dc, a->txn, &c->groups[gi], ekey);
+        if (!have[gi])
+            continue;
+        record_key(keys[gi], ekey, &c->groups[gi]);
+        rk_wcache_prefetch(w->s->wc, RK_WC_COUNTERS, keys[gi], RK_CREC_KEY_LEN, 0);
     }
     for (int stage = 1; stage <= 2; stage++)
         for (int gi = 0; gi < c->ngroups; gi++)
@@ -562,7 +570,9 @@ static int update_one(rk_store_worker *w, const rk_counters *c, const cdef *cd,
     for (int m = 0; m < g->n; m++)
         ops[m] = (cop){MODE_READ, 0, 0};
     ops[cd->member] = op;
-    return group_update(w, c, g, key, ts, ops, values);
+    uint8_t rkey[RK_CREC_KEY_LEN];
+    record_key(rkey, key, g);
+    return group_update(w, c, g, rkey, ts, ops, values);
 }
 
 static int feedback_op(rk_store_worker *w, void *arg)
