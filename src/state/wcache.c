@@ -164,8 +164,9 @@ static void buf_put(rk_wcache *c, int k, uint8_t *p)
     c->freelist[k] = p;
 }
 
-/* Gives entry x room for len bytes (keeping nothing). */
-static int ensure_room(rk_wcache *c, entry *x, size_t len)
+/* Gives entry x room for len bytes, keeping what fits of its value when
+ * keep (else the bytes are left for the caller to write). */
+static int ensure_room(rk_wcache *c, entry *x, size_t len, bool keep)
 {
     int k = class_of(len);
     if (k < 0)
@@ -175,6 +176,8 @@ static int ensure_room(rk_wcache *c, entry *x, size_t len)
     uint8_t *p = buf_get(c, k);
     if (!p)
         return RK_ENOMEM;
+    if (x->val && keep)
+        memcpy(p, x->val, len < x->len ? len : x->len);
     if (x->val)
         buf_put(c, x->cls, x->val);
     x->val = p;
@@ -377,7 +380,7 @@ static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_
     x->klen = (uint8_t)klen;
     x->hash = h;
     memcpy(x->key, key, klen);
-    int rc = ensure_room(c, x, len);
+    int rc = ensure_room(c, x, len, false);
     if (rc == 0)
         rc = undo_push(c, s, U_ADDED);
     if (rc != 0) {
@@ -467,7 +470,7 @@ void rk_wcache_undo(rk_wcache *c)
         }
         entry *x = &c->e[u->slot];
         /* the old image fits its old class; only a grown record changed class */
-        if (ensure_room(c, x, u->len) == 0) {
+        if (ensure_room(c, x, u->len, false) == 0) {
             memcpy(x->val, c->undo_buf + u->off, u->len);
             x->len = u->len;
             set_flags(c, u->slot, u->flags);
@@ -565,26 +568,13 @@ int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void
         if ((rc = undo_push(c, s, U_CHANGED)) != 0)
             return rc;
     }
-    int k = class_of(len);
-    if (k < 0)
-        return RK_ENOMEM; /* cannot happen (values are far below 2 MiB); never RK_EFULL
-                             here: the cache holds this record, it must take the change */
-    if (k != x->cls || !x->val) {
-        uint8_t *p = buf_get(c, k);
-        if (!p)
-            return RK_ENOMEM;
-        if (x->val) {
-            if (val == x->val) /* the caller passed the record's own buffer back */
-                memcpy(p, val, len < x->len ? len : x->len);
-            buf_put(c, x->cls, x->val);
-        }
-        if (val == x->val)
-            val = p;
-        x->val = p;
-        x->cls = (uint8_t)k;
-    }
+    bool own = val == x->val; /* the caller passed the record's own buffer back */
+    if ((rc = ensure_room(c, x, len, own)) != 0)
+        return RK_ENOMEM; /* never RK_EFULL here: the cache holds this record, it must
+                             take the change (RK_ETOOBIG cannot happen: values are far
+                             below 2 MiB) */
     x->gen = x->ugen = c->gen;
-    if (x->val != val)
+    if (!own)
         memcpy(x->val, val, len);
     x->len = (uint32_t)len;
     if (!(x->flags & F_DIRTY)) {
