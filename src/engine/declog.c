@@ -655,12 +655,7 @@ static void *writer_main(void *arg)
         if (dl->stop)
             break;
         struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        rk_clock_deadline(&until, TICK_MS);
         dl->writer_waiting = true;
         pthread_cond_timedwait(&dl->wake, &dl->lock, &until);
         dl->writer_waiting = false;

@@ -280,17 +280,6 @@ void rk_store_read_end(rk_store *s, MDB_txn *txn)
 
 /* ---- the sync thread ----------------------------------------------------- */
 
-static void deadline_after(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 /* fsyncs and advances synced_seq to what was committed before the fsync. */
 static void sync_round(rk_store *s)
 {
@@ -324,7 +313,7 @@ static void *sync_main(void *arg)
             while (!s->stopping && s->commit_seq == s->synced_seq)
                 pthread_cond_wait(&s->sync_wake, &s->sync_mu);
         } else {
-            deadline_after(&dl, strict ? SYNC_RETRY_MS : s->cfg.sync_interval_ms);
+            rk_clock_deadline(&dl, strict ? SYNC_RETRY_MS : s->cfg.sync_interval_ms);
             while (!s->stopping &&
                    pthread_cond_timedwait(&s->sync_wake, &s->sync_mu, &dl) != ETIMEDOUT)
                 ;
@@ -355,7 +344,7 @@ static void *sweep_main(void *arg)
     pthread_mutex_lock(&s->sweep_mu);
     while (!s->stopping) {
         struct timespec dl;
-        deadline_after(&dl, s->cfg.sweep_interval_ms);
+        rk_clock_deadline(&dl, s->cfg.sweep_interval_ms);
         while (!s->stopping &&
                pthread_cond_timedwait(&s->sweep_wake, &s->sweep_mu, &dl) != ETIMEDOUT)
             ;

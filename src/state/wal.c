@@ -341,13 +341,7 @@ void *rk_wal_ckpt_main(void *arg)
     pthread_mutex_lock(&s->ckpt_mu);
     while (!s->stopping) {
         struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += s->cfg.checkpoint_ms / 1000;
-        dl.tv_nsec += (s->cfg.checkpoint_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
+        rk_clock_deadline(&dl, s->cfg.checkpoint_ms);
         while (!s->stopping && !s->ckpt_kick &&
                pthread_cond_timedwait(&s->ckpt_wake, &s->ckpt_mu, &dl) != ETIMEDOUT)
             ;
