@@ -7,6 +7,7 @@
  * backup and restore,
  * and a scan of the data file for the raw identifiers used. Time is injected;
  * nothing sleeps. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include "state/dlist.h"
 #include "state/recent.h"
 #include "state/store.h"
+#include "state/store_int.h" /* test_checkpoint_assist holds the checkpointer back */
 
 #define MIN_MS (60LL * 1000)
 #define HOUR_MS (3600LL * 1000)
@@ -841,6 +843,77 @@ static void test_checkpoint_and_abort(void **state)
     rk_counters_free(c);
 }
 
+/* When the checkpointer does not run (here: held back by taking its mutex;
+ * in production, starved on a saturated machine), requests write the oldest
+ * dirty records themselves once three quarters of the cache is dirty: the
+ * cache keeps clean room and the log stays short instead of growing with
+ * every request. */
+static void test_checkpoint_assist(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000;
+    f->cfg.cache_records = 64;
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    rk_replay rp;
+    char acct[32], id[32];
+    rk_store_stats st;
+    /* no assertion while the mutex is held: teardown's close needs it */
+    char bad[160] = "";
+    pthread_mutex_lock(&f->s->ckpt_run); /* a woken checkpointer waits here */
+    for (int i = 0; i < 400 && !bad[0]; i++) {
+        snprintf(acct, sizeof acct, "acct-%d", i % 10);
+        snprintf(id, sizeof id, "a-%d", i);
+        set_str(f->txn, RK_F_ACCOUNT, acct);
+        if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / 10 + 1)
+            snprintf(bad, sizeof bad, "request %d failed or counted wrong", i);
+        else if (rk_store_stats_get(f->s, &st) != 0)
+            snprintf(bad, sizeof bad, "request %d: no stats", i);
+        else if (st.cache_dirty > 64 / 4 * 3 + 2 || st.wal_entries > 64) /* +2: one request's records */
+            snprintf(bad, sizeof bad, "request %d: %" PRIu64 " dirty records, %" PRIu64
+                     " log entries", i, st.cache_dirty, st.wal_entries);
+    }
+    pthread_mutex_unlock(&f->s->ckpt_run);
+    if (bad[0])
+        fail_msg("%s", bad);
+    assert_int_equal(st.checkpoints, 0); /* the requests did it all */
+    assert_true(st.entries_recent == 400);
+    fx_close(f);
+    fx_open(f);
+    set_str(f->txn, RK_F_ACCOUNT, "acct-3");
+    assert_int_equal(peek(f, c, 0, T0 + 500), 40);
+    rk_counters_free(c);
+}
+
+/* A periodic flush thread that has not come round for two intervals (here:
+ * made to look so) is boosted by the next commit, and settles back to idle
+ * after its next round. Where SCHED_IDLE could not be left, it runs at
+ * nice 10 and nothing is boosted. */
+static void test_syncer_boost(void **state)
+{
+    fx *f = *state;
+    f->cfg.sync_interval_ms = 50;
+    fx_open(f);
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_value out[1];
+    rk_replay rp;
+    set_str(f->txn, RK_F_ACCOUNT, "acct-sync");
+    rk_thread_prio *p = &f->s->sync_prio;
+    atomic_store(&f->s->sync_seen_ns, 0);
+    assert_int_equal(score(f, c, "s-1", T0, out, &rp), 0);
+    bool idle = atomic_load(&p->idle);
+    assert_int_equal(atomic_load(&p->boosted), idle);
+    for (int i = 0; i < 400 && atomic_load(&p->boosted); i++)
+        usleep(5000);
+    assert_false(atomic_load(&p->boosted));
+    rk_counters_free(c);
+}
+
 /* ---- sweeper ------------------------------------------------------------- */
 
 static void test_sweeper(void **state)
@@ -1003,6 +1076,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_map_full_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery_grows_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_assist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syncer_boost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore_and_no_raw_values, setup, teardown),

@@ -2,9 +2,14 @@
  * size classes, database indexes, request undo and keep, the dirty FIFO and
  * its sequences, the sweeper's forget_clean, eviction (clean and unpinned
  * records only; RK_EFULL when all are dirty), pending_new accounting and an
- * index of many keys with deletions. Everything is deterministic. */
+ * index of many keys with deletions; prefaulting (spare slabs taken and
+ * replaced, alone and with a thread prefaulting while records are written).
+ * Everything but the last test is deterministic. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,13 +69,18 @@ static int teardown(void **state)
     return 0;
 }
 
-static rk_wcache *cache_new(void **state, size_t cap)
+static rk_wcache *cache_make(void **state, size_t cap, bool prefault)
 {
     fx *f = *state;
     assert_null(f->c);
-    assert_int_equal(rk_wcache_new(cap, &f->c), 0);
+    assert_int_equal(rk_wcache_new(cap, prefault, &f->c), 0);
     assert_non_null(f->c);
     return f->c;
+}
+
+static rk_wcache *cache_new(void **state, size_t cap)
+{
+    return cache_make(state, cap, false);
 }
 
 static void assert_get(rk_wcache *c, int db, const void *key, size_t klen, const void *want,
@@ -788,6 +798,105 @@ static void test_prefetch_changes_nothing(void **state)
     rk_wcache_keep(c);
 }
 
+/* Runs rk_wcache_prefault until it has nothing left; returns its steps. */
+static int prefault_all(rk_wcache *c)
+{
+    int steps = 0;
+    while (rk_wcache_prefault(c))
+        assert_true(++steps < 10000);
+    return steps;
+}
+
+#define PF_RECORDS 900
+#define PF_LEN 4000 /* 900 x 4 KiB buffers: two 2 MiB slabs and part of a third */
+
+static void put_big(rk_wcache *c, uint32_t i)
+{
+    static uint8_t key[KLEN], val[PF_LEN];
+    mkkey(i, key);
+    mkval(i, 3, val, PF_LEN);
+    put_req(c, 0, key, KLEN, val, PF_LEN, 1 + i);
+}
+
+static void assert_big(rk_wcache *c, uint32_t n)
+{
+    static uint8_t key[KLEN], val[PF_LEN];
+    rk_wcache_begin(c);
+    for (uint32_t i = 0; i < n; i++) {
+        mkkey(i, key);
+        mkval(i, 3, val, PF_LEN);
+        assert_get(c, 0, key, KLEN, val, PF_LEN);
+    }
+    rk_wcache_keep(c);
+}
+
+/* Spare slabs are made, taken by the writes that need a slab, reported once,
+ * and replaced; a cache made without prefault has none and does nothing. */
+static void test_prefault(void **state)
+{
+    rk_wcache *c = cache_make(state, 1000, true);
+    assert_false(rk_wcache_spare_taken(c));
+    assert_int_equal(prefault_all(c), 2); /* two spare slabs */
+    assert_false(rk_wcache_prefault(c));
+    for (uint32_t i = 0; i < PF_RECORDS; i++)
+        put_big(c, i);
+    assert_true(rk_wcache_spare_taken(c));
+    assert_false(rk_wcache_spare_taken(c)); /* once */
+    assert_big(c, PF_RECORDS);
+    assert_int_equal(prefault_all(c), 2); /* both spares were used: two new ones */
+    assert_int_equal(stats(c).records, PF_RECORDS);
+
+    fx *f = *state;
+    rk_wcache_free(f->c);
+    f->c = NULL;
+    c = cache_new(state, 1000);
+    assert_false(rk_wcache_prefault(c));
+    for (uint32_t i = 0; i < PF_RECORDS; i++)
+        put_big(c, i);
+    assert_false(rk_wcache_spare_taken(c));
+    assert_big(c, PF_RECORDS);
+}
+
+typedef struct pf_thread {
+    rk_wcache *c;
+    atomic_int kicks;  /* spares taken and not yet answered */
+    atomic_bool stop;
+} pf_thread;
+
+static void *pf_main(void *arg)
+{
+    pf_thread *t = arg;
+    while (!atomic_load(&t->stop) || atomic_load(&t->kicks) > 0) {
+        if (atomic_load(&t->kicks) > 0) {
+            atomic_fetch_sub(&t->kicks, 1);
+            while (rk_wcache_prefault(t->c))
+                ;
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+/* A thread prefaulting while records are written and rewritten, as the
+ * store runs it: every record reads back as written. */
+static void test_prefault_concurrent(void **state)
+{
+    pf_thread t = { .c = cache_make(state, 4096, true) };
+    atomic_store(&t.kicks, 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pf_main, &t), 0);
+    for (int round = 0; round < 3; round++) {
+        for (uint32_t i = 0; i < PF_RECORDS; i++) {
+            put_big(t.c, i + (uint32_t)round * PF_RECORDS);
+            if (rk_wcache_spare_taken(t.c))
+                atomic_fetch_add(&t.kicks, 1);
+        }
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(th, NULL);
+    assert_big(t.c, 3 * PF_RECORDS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +913,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eviction_keeps_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefault_concurrent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

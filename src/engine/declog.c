@@ -48,7 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +55,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/thread.h"
 #include "proto/mp.h"
 #include "proto/proto.h"
 #include "proto/rlog.h"
@@ -71,7 +71,6 @@
 #define ERROR_LOG_NS 1000000000LL       /* at most one I/O error line a second */
 #define DROP_LOG_NS 10000000000LL       /* at most one "dropped" line every ten seconds */
 #define REOPEN_NS 1000000000LL          /* after a failed create, wait this long to retry */
-#define WRITER_NICE 10                  /* the writer thread's nice value (scoring runs at 0) */
 #define SYNC_NS 1000000000LL            /* written data is fdatasync'ed at least this often */
 #define FILE_PREFIX "decisions-"
 #define FILE_SUFFIX ".rlog"
@@ -635,12 +634,10 @@ static void report_drops(rk_declog *dl)
 static void *writer_main(void *arg)
 {
     rk_declog *dl = arg;
-    /* The writer only has to keep up on average (the ring absorbs bursts), so
-     * it yields the CPU to scoring: on a small machine its batched writes
-     * otherwise land in the middle of requests and show up in riskd's tail
-     * latency. Linux applies a nice value to the calling thread alone. */
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE) != 0)
-        rk_log_debug("decision log: cannot lower the writer's priority: %s", strerror(errno));
+    /* The writer only has to keep up on average (the ring absorbs bursts),
+     * so it runs below scoring; at nice 10, not SCHED_IDLE, because nothing
+     * else drains the ring on a saturated machine (lib/thread.h). */
+    rk_thread_background("rk-declog");
     pthread_mutex_lock(&dl->lock);
     for (;;) {
         if (!dl->paused && dl->head != dl->tail) {

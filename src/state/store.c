@@ -77,6 +77,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/thread.h"
 #include "state/crecord.h"
 #include "state/store_int.h"
 
@@ -306,6 +307,12 @@ static void *sync_main(void *arg)
 {
     rk_store *s = arg;
     bool strict = s->cfg.durability == RK_DUR_STRICT;
+    /* Periodic flushes are background work (lib/thread.h); a strict
+     * commit waits for this thread, which must then run at once. */
+    if (strict)
+        rk_thread_name("rk-sync");
+    else
+        rk_thread_prio_idle(&s->sync_prio, "rk-sync");
     pthread_mutex_lock(&s->sync_mu);
     while (!s->stopping) {
         struct timespec dl;
@@ -322,9 +329,25 @@ static void *sync_main(void *arg)
             break;
         if (s->commit_seq != s->synced_seq)
             sync_round(s);
+        if (!strict) {
+            atomic_store(&s->sync_seen_ns, rk_clock_ns());
+            rk_thread_prio_settle(&s->sync_prio);
+        }
     }
     pthread_mutex_unlock(&s->sync_mu);
     return NULL;
+}
+
+/* From a committing request: a periodic flush thread that has not come round
+ * for two intervals is starved (a saturated machine runs no SCHED_IDLE
+ * thread) and goes back to the normal policy until its next flush. */
+static void nudge_syncer(rk_store *s)
+{
+    if (!s->syncer_on || s->cfg.durability == RK_DUR_STRICT)
+        return;
+    int64_t late = rk_clock_ns() - atomic_load_explicit(&s->sync_seen_ns, memory_order_relaxed);
+    if (late > 2 * (int64_t)s->cfg.sync_interval_ms * 1000000)
+        rk_thread_prio_boost(&s->sync_prio);
 }
 
 int rk_store_sync(rk_store *s)
@@ -355,6 +378,32 @@ static void *sweep_main(void *arg)
         pthread_mutex_lock(&s->sweep_mu);
     }
     pthread_mutex_unlock(&s->sweep_mu);
+    return NULL;
+}
+
+/* Keeps spare value slabs resident before a request needs one (wcache.h,
+ * "Memory made resident ahead of use"): at open, and again each time a
+ * request took one. The work is page clearing in the kernel and takes no
+ * lock. */
+static void *prefault_main(void *arg)
+{
+    rk_store *s = arg;
+    rk_thread_idle("rk-prefault");
+    pthread_mutex_lock(&s->pf_mu);
+    while (!s->stopping) {
+        if (!s->pf_kick) {
+            pthread_cond_wait(&s->pf_wake, &s->pf_mu);
+            continue;
+        }
+        s->pf_kick = false;
+        bool more = true;
+        while (more && !s->stopping) {
+            pthread_mutex_unlock(&s->pf_mu);
+            more = rk_wcache_prefault(s->wc);
+            pthread_mutex_lock(&s->pf_mu);
+        }
+    }
+    pthread_mutex_unlock(&s->pf_mu);
     return NULL;
 }
 
@@ -506,7 +555,8 @@ static int init_sync(rk_store *s)
              pthread_cond_init(&s->sync_done, &ca) | pthread_mutex_init(&s->sweep_run, NULL) |
              pthread_mutex_init(&s->sweep_mu, NULL) | pthread_cond_init(&s->sweep_wake, &ca) |
              pthread_mutex_init(&s->ckpt_run, NULL) | pthread_mutex_init(&s->ckpt_mu, NULL) |
-             pthread_cond_init(&s->ckpt_wake, &ca);
+             pthread_cond_init(&s->ckpt_wake, &ca) | pthread_mutex_init(&s->pf_mu, NULL) |
+             pthread_cond_init(&s->pf_wake, &ca);
     pthread_condattr_destroy(&ca);
     pthread_rwlockattr_destroy(&ra);
     return rc ? RK_ENOMEM : 0;
@@ -560,7 +610,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         rc = rk_wal_recover(s);
     s->wal_on = s->cfg.batch <= 1 && s->cfg.cache_records > 0;
     if (rc == 0)
-        rc = rk_wcache_new(s->cfg.cache_records, &s->wc);
+        rc = rk_wcache_new(s->cfg.cache_records, s->wal_on, &s->wc);
     if (rc == 0)
         rc = worker_create(s, 1, &s->sweep_w);
     if (rc == 0)
@@ -571,6 +621,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
      * to one thread: no flush thread, and no sweeper (rk_store_sweep from
      * that thread still works). */
     if (rc == 0 && s->cfg.batch <= 1) {
+        atomic_store(&s->sync_seen_ns, rk_clock_ns());
         if (pthread_create(&s->syncer, NULL, sync_main, s) != 0)
             rc = RK_ENOMEM;
         else
@@ -581,6 +632,13 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
             rc = RK_ENOMEM;
         else
             s->ckpt_on = true;
+    }
+    if (rc == 0 && s->wal_on) {
+        s->pf_kick = true; /* the first spare slabs */
+        if (pthread_create(&s->pf_thread, NULL, prefault_main, s) != 0)
+            rc = RK_ENOMEM;
+        else
+            s->pf_on = true;
     }
     if (rc == 0 && s->cfg.sweep_interval_ms > 0 && s->cfg.batch <= 1) {
         if (pthread_create(&s->sweeper, NULL, sweep_main, s) != 0)
@@ -615,6 +673,11 @@ void rk_store_close(rk_store *s)
     pthread_mutex_lock(&s->ckpt_mu);
     pthread_cond_broadcast(&s->ckpt_wake);
     pthread_mutex_unlock(&s->ckpt_mu);
+    pthread_mutex_lock(&s->pf_mu);
+    pthread_cond_broadcast(&s->pf_wake);
+    pthread_mutex_unlock(&s->pf_mu);
+    if (s->pf_on)
+        pthread_join(s->pf_thread, NULL);
     if (s->syncer_on)
         pthread_join(s->syncer, NULL);
     if (s->sweeper_on)
@@ -644,6 +707,8 @@ void rk_store_close(rk_store *s)
     pthread_mutex_destroy(&s->ckpt_run);
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->ckpt_wake);
+    pthread_mutex_destroy(&s->pf_mu);
+    pthread_cond_destroy(&s->pf_wake);
     free(s);
 }
 
@@ -1046,6 +1111,13 @@ static void after_commit(rk_store_worker *w)
         rk_wcache_mark_clean(s->wc, w->ckpt_flushed);
     w->ckpt_flushed = 0;
     mirror_stats(s);
+    nudge_syncer(s);
+    if (s->pf_on && rk_wcache_spare_taken(s->wc)) {
+        pthread_mutex_lock(&s->pf_mu);
+        s->pf_kick = true;
+        pthread_cond_signal(&s->pf_wake);
+        pthread_mutex_unlock(&s->pf_mu);
+    }
 }
 
 /* Copies the cache's figures where rk_store_stats_get reads them without
@@ -1140,6 +1212,16 @@ int rk_store_commit(rk_store_worker *w)
         mirror_stats(w->s);
         w->s->batch_w = w;
         return 0;
+    }
+    /* Past three quarters of the cache dirty, the checkpointer is not keeping
+     * up (it was woken at half): each request writes a chunk itself. */
+    rk_store *s = w->s;
+    if (s->wal_on && atomic_load(&s->st_dirty) > s->cfg.cache_records / 4 * 3) {
+        int rc = rk_wal_assist(w);
+        if (rc != 0) {
+            rk_store_abort(w);
+            return rc;
+        }
     }
     return commit_now(w);
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "lib/thread.h"
 #include "state/keyhash.h"
 #include "state/recent.h"
 #include "state/store.h"
@@ -62,6 +63,8 @@ struct rk_store {
     bool stopping;                /* close requested: threads exit */
     bool syncer_on;               /* the sync thread was started */
     pthread_t syncer;             /* the sync thread */
+    rk_thread_prio sync_prio;     /* periodic: it runs under SCHED_IDLE, boosted when overdue */
+    atomic_int_fast64_t sync_seen_ns; /* periodic: when it last looked for work (monotonic) */
 
     pthread_mutex_t sweep_run;    /* one sweeper pass at a time (thread or rk_store_sweep) */
     pthread_mutex_t sweep_mu;     /* guards sweep_wake waits */
@@ -80,6 +83,12 @@ struct rk_store {
     bool ckpt_on;                 /* the checkpointer thread was started */
     pthread_t ckpt;               /* the checkpointer thread */
     rk_store_worker *ckpt_w;      /* its worker */
+
+    pthread_mutex_t pf_mu;        /* guards the prefaulter's wake-up */
+    pthread_cond_t pf_wake;       /* wakes it: the cache took a spare slab, or close */
+    bool pf_kick;                 /* there is memory to make resident (under pf_mu) */
+    bool pf_on;                   /* the prefaulting thread was started */
+    pthread_t pf_thread;          /* runs rk_wcache_prefault off the request path */
 
     atomic_uint_fast64_t n_checkpoints;  /* stats: checkpoint transactions */
     atomic_uint_fast64_t st_cached;      /* stats mirrored from the cache at each commit */
@@ -169,6 +178,12 @@ int rk_wal_recover(rk_store *s);
 
 /* The checkpointer thread's body (arg: the store). */
 void *rk_wal_ckpt_main(void *arg);
+
+/* A request's share of checkpointing, for when the checkpointer falls behind:
+ * it runs under SCHED_IDLE, and a saturated machine starves it. Writes one
+ * chunk of the oldest dirty records (and trims the log) inside w's open
+ * request transaction, so they are clean once it commits. RK_ESTORE. */
+int rk_wal_assist(rk_store_worker *w);
 
 /* Doubles the map (disk blocks reserved first) while nothing else uses the
  * store: at open, before any worker or thread exists. 0 or RK_ESTORE. */

@@ -24,8 +24,6 @@
  * value lengths (native order), key, encoded value }. */
 #include <errno.h>
 #include <inttypes.h>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +31,9 @@
 #include "lib/err.h"
 #include "lib/grow.h"
 #include "lib/log.h"
+#include "lib/thread.h"
 #include "state/store_int.h"
 
-#define CKPT_NICE 10         /* the checkpointer's nice value (scoring runs at 0) */
 #define CKPT_CHUNK 16        /* records written per checkpoint transaction: a request waits at most one */
 #define TRIM_MAX 128         /* log entries deleted per checkpoint transaction */
 #define RECOVER_GROWTHS 16   /* map doublings tried while recovering */
@@ -247,7 +245,7 @@ static int recover(rk_store *s, uint8_t *scratch)
 
 typedef struct ckpt_arg {
     uint64_t pass_end; /* flush records whose first change is older than this */
-    bool *more;        /* out: such records, or trimmable log entries, remain */
+    bool *more;        /* out: such records, or trimmable log entries, remain (NULL: not asked) */
 } ckpt_arg;
 
 /* Writes up to CKPT_CHUNK of the oldest dirty records changed before
@@ -269,7 +267,8 @@ static int ckpt_op(rk_store_worker *w, void *arg)
             return rk_store_mdb_fail(s, rc, "checkpointing a record");
     }
     w->ckpt_flushed = n;
-    *a->more = rk_wcache_needed_seq(s->wc, n, UINT64_MAX) < a->pass_end;
+    if (a->more)
+        *a->more = rk_wcache_needed_seq(s->wc, n, UINT64_MAX) < a->pass_end;
     if (!s->wal_on)
         return 0;
     uint64_t keep_from = rk_wcache_needed_seq(s->wc, n, s->wal_next);
@@ -285,7 +284,8 @@ static int ckpt_op(rk_store_worker *w, void *arg)
         if (seq >= keep_from)
             break;
         if (trimmed == TRIM_MAX) {
-            *a->more = true;
+            if (a->more)
+                *a->more = true;
             break;
         }
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
@@ -330,14 +330,19 @@ int rk_store_checkpoint(rk_store *s)
     return rc;
 }
 
+int rk_wal_assist(rk_store_worker *w)
+{
+    /* Records the request itself first dirtied carry this sequence and stay
+     * dirty; no pointer out (a re-run after map growth reads the copy of
+     * the argument the op log keeps). */
+    ckpt_arg a = {.pass_end = w->s->wal_next, .more = NULL};
+    return rk_store_op(w, ckpt_op, &a, sizeof a);
+}
+
 void *rk_wal_ckpt_main(void *arg)
 {
     rk_store *s = arg;
-    /* Checkpoints are throughput work: at a lower priority they run in the
-     * gaps scoring leaves instead of taking a core from it (on two cores the
-     * difference shows in REQ lockstep). Linux applies it to this thread. */
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), CKPT_NICE) != 0)
-        rk_log_warn("state: cannot lower the checkpointer's priority: %s", strerror(errno));
+    rk_thread_idle("rk-checkpoint");
     pthread_mutex_lock(&s->ckpt_mu);
     while (!s->stopping) {
         struct timespec dl;

@@ -5,7 +5,7 @@
  * backward shift, so no tombstones); a cell holds the entry's slot and 32
  * bits of its hash, so probing past other keys reads no entry. Slots are
  * handed out in order until the pool is full (memory never used is never
- * touched), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
+ * touched, unless the cache was made with prefault), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
  * clean, unpinned entry within EVICT_SCAN steps: bounded work per insert,
  * and when the cache is all dirty the caller falls back to the database.
  *
@@ -15,6 +15,7 @@
  * in a growing buffer that is reset, not freed, per request. */
 #include "state/wcache.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,6 +28,7 @@
 #define FINE_CLASSES 64         /* 64, 128, ... 4096 bytes */
 #define NCLASS (FINE_CLASSES + 9) /* then 8 KiB .. 2 MiB */
 #define SLAB_BYTES ((size_t)2 << 20) /* one transparent huge page */
+#define SPARES 2                /* populated slabs waiting (prefaulted caches) */
 
 enum {
     F_USED = 1,   /* the entry holds a record */
@@ -94,19 +96,28 @@ struct rk_wcache {
     slab *slabs;          /* every slab, for rk_wcache_free */
     uint8_t *carve;       /* unused tail of the newest slab */
     size_t carve_left;
+
+    /* prefaulting: the pool and table are resident from the start; spare
+     * slabs are the only fields another thread (rk_wcache_prefault) touches */
+    bool prefault;        /* made with prefault */
+    _Atomic(slab *) spare[SPARES]; /* populated slabs (SLAB_BYTES), NULL when taken */
+    atomic_bool spare_taken;       /* a slot was emptied since rk_wcache_spare_taken */
 };
 
 /* ---- memory -------------------------------------------------------------- */
 
 /* Zeroed memory for the pool, the table and the slabs, asking for
  * transparent huge pages: a lookup is a few dependent random reads across
- * hundreds of megabytes, and with 4 KiB pages each also misses the TLB. */
-static void *big_alloc(size_t n)
+ * hundreds of megabytes, and with 4 KiB pages each also misses the TLB.
+ * resident: faulted in now (by writing it: no one else sees it yet). */
+static void *big_alloc(size_t n, bool resident)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     (void)madvise(p, n, MADV_HUGEPAGE); /* advice: kernels without THP ignore it */
+    if (resident)
+        memset(p, 0, n);
     return p;
 }
 
@@ -133,6 +144,19 @@ static int class_of(size_t len)
     return -1;
 }
 
+/* A populated slab from the spare slots, or NULL. */
+static slab *take_spare(rk_wcache *c)
+{
+    for (int i = 0; i < SPARES; i++) {
+        slab *s = atomic_exchange(&c->spare[i], NULL);
+        if (s) {
+            atomic_store(&c->spare_taken, true);
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static uint8_t *buf_get(rk_wcache *c, int k)
 {
     if (c->freelist[k]) {
@@ -143,7 +167,9 @@ static uint8_t *buf_get(rk_wcache *c, int k)
     size_t size = class_size(k);
     if (c->carve_left < size) {
         size_t want = size > SLAB_BYTES - 64 ? size : SLAB_BYTES - 64;
-        slab *s = big_alloc(64 + want);
+        slab *s = want == SLAB_BYTES - 64 ? take_spare(c) : NULL;
+        if (!s)
+            s = big_alloc(64 + want, false);
         if (!s)
             return NULL;
         s->next = c->slabs;
@@ -237,7 +263,7 @@ static void index_remove(rk_wcache *c, uint32_t i)
 static int grow_index(rk_wcache *c)
 {
     size_t n = ((size_t)c->mask + 1) * 2, bytes = n * sizeof *c->idx;
-    uint64_t *t = big_alloc(bytes);
+    uint64_t *t = big_alloc(bytes, false);
     if (!t)
         return RK_ENOMEM;
     uint64_t *old = c->idx;
@@ -400,7 +426,7 @@ static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_
 
 /* ---- the API ------------------------------------------------------------- */
 
-int rk_wcache_new(size_t capacity, rk_wcache **out)
+int rk_wcache_new(size_t capacity, bool prefault, rk_wcache **out)
 {
     if (capacity > 0 && capacity < 64)
         capacity = 64;
@@ -412,14 +438,15 @@ int rk_wcache_new(size_t capacity, rk_wcache **out)
     uint32_t tsize = 1, tmax = 1;
     while (tmax < capacity * 2)
         tmax <<= 1;
-    tsize = tmax < 4096 ? tmax : 4096;
+    tsize = prefault || tmax < 4096 ? tmax : 4096;
+    c->prefault = prefault;
     c->max_mask = tmax - 1;
     c->cap = (uint32_t)capacity;
     c->mask = tsize - 1;
     c->e_bytes = capacity * sizeof *c->e;
     c->idx_bytes = (size_t)tsize * sizeof *c->idx;
-    c->e = capacity ? big_alloc(c->e_bytes) : NULL;
-    c->idx = big_alloc(c->idx_bytes);
+    c->e = capacity ? big_alloc(c->e_bytes, prefault) : NULL;
+    c->idx = big_alloc(c->idx_bytes, prefault);
     if ((capacity && !c->e) || !c->idx) {
         rk_wcache_free(c);
         return RK_ENOMEM;
@@ -440,6 +467,8 @@ void rk_wcache_free(rk_wcache *c)
         big_free(c->slabs, c->slabs->bytes);
         c->slabs = n;
     }
+    for (int i = 0; i < SPARES; i++)
+        big_free(atomic_load(&c->spare[i]), SLAB_BYTES);
     big_free(c->e, c->e_bytes);
     big_free(c->idx, c->idx_bytes);
     free(c->undo);
@@ -619,6 +648,32 @@ void rk_wcache_mark_clean(rk_wcache *c, int n)
 {
     for (int k = 0; k < n && c->dhead != NIL; k++)
         set_flags(c, c->dhead, (uint8_t)((c->e[c->dhead].flags & ~F_DIRTY) | F_IN_DB));
+}
+
+bool rk_wcache_prefault(rk_wcache *c)
+{
+    if (!c->prefault)
+        return false;
+    for (int i = 0; i < SPARES; i++) {
+        if (atomic_load(&c->spare[i]))
+            continue;
+        slab *s = big_alloc(SLAB_BYTES, false);
+        if (!s)
+            return false;
+        /* Private until published: writing it faults it in page by page,
+         * under the new mapping's own lock (MADV_POPULATE_WRITE would hold
+         * the process's mmap lock for the whole slab, and a request thread
+         * growing its malloc arena would wait for it). */
+        memset(s, 0, SLAB_BYTES);
+        atomic_store(&c->spare[i], s);
+        return true;
+    }
+    return false;
+}
+
+bool rk_wcache_spare_taken(rk_wcache *c)
+{
+    return atomic_exchange(&c->spare_taken, false);
 }
 
 void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out)
