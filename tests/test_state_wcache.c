@@ -831,26 +831,27 @@ static void assert_big(rk_wcache *c, uint32_t n)
 }
 
 /* Spare slabs are made, taken by the writes that need a slab, reported once,
- * and replaced; a cache made without prefault has none and does nothing. */
+ * and replaced, in a resident cache and in one that touches memory as it
+ * goes; a cache nobody prefaults for has no spares to take. */
 static void test_prefault(void **state)
 {
-    rk_wcache *c = cache_make(state, 1000, true);
-    assert_false(rk_wcache_spare_taken(c));
-    assert_int_equal(prefault_all(c), 2); /* two spare slabs */
-    assert_false(rk_wcache_prefault(c));
-    for (uint32_t i = 0; i < PF_RECORDS; i++)
-        put_big(c, i);
-    assert_true(rk_wcache_spare_taken(c));
-    assert_false(rk_wcache_spare_taken(c)); /* once */
-    assert_big(c, PF_RECORDS);
-    assert_int_equal(prefault_all(c), 2); /* both spares were used: two new ones */
-    assert_int_equal(stats(c).records, PF_RECORDS);
-
     fx *f = *state;
-    rk_wcache_free(f->c);
-    f->c = NULL;
-    c = cache_new(state, 1000);
-    assert_false(rk_wcache_prefault(c));
+    for (int resident = 1; resident >= 0; resident--) {
+        rk_wcache *c = cache_make(state, 1000, resident);
+        assert_false(rk_wcache_spare_taken(c));
+        assert_int_equal(prefault_all(c), 2); /* two spare slabs */
+        assert_false(rk_wcache_prefault(c));
+        for (uint32_t i = 0; i < PF_RECORDS; i++)
+            put_big(c, i);
+        assert_true(rk_wcache_spare_taken(c));
+        assert_false(rk_wcache_spare_taken(c)); /* once */
+        assert_big(c, PF_RECORDS);
+        assert_int_equal(prefault_all(c), 2); /* both spares were used: two new ones */
+        assert_int_equal(stats(c).records, PF_RECORDS);
+        rk_wcache_free(f->c);
+        f->c = NULL;
+    }
+    rk_wcache *c = cache_new(state, 1000);
     for (uint32_t i = 0; i < PF_RECORDS; i++)
         put_big(c, i);
     assert_false(rk_wcache_spare_taken(c));

@@ -27,7 +27,7 @@
 #define RK_NODE_DEFAULT_LEFT 0x80000000u /* in rk_node.feature: missing values go left */
 #define RK_NODE_FEATURE_MASK 0x7fffffffu /* in rk_node.feature: the feature index */
 #define RK_NODE_NONE UINT32_MAX          /* before rk_model_finish: no child (a leaf) */
-#define RK_MODEL_GROUP 4                 /* trees the predictor walks in lock-step */
+#define RK_MODEL_GROUP 8                 /* trees the predictor walks in lock-step */
 
 typedef struct rk_node {
     float value;       /* split: threshold, `x < value` goes left; leaf: the leaf value */

@@ -610,7 +610,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         rc = rk_wal_recover(s);
     s->wal_on = s->cfg.batch <= 1 && s->cfg.cache_records > 0;
     if (rc == 0)
-        rc = rk_wcache_new(s->cfg.cache_records, s->wal_on, &s->wc);
+        rc = rk_wcache_new(s->cfg.cache_records, s->wal_on, &s->wc); /* live: resident */
     if (rc == 0)
         rc = worker_create(s, 1, &s->sweep_w);
     if (rc == 0)
@@ -633,7 +633,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         else
             s->ckpt_on = true;
     }
-    if (rc == 0 && s->wal_on) {
+    if (rc == 0 && s->cfg.cache_records > 0) {
         s->pf_kick = true; /* the first spare slabs */
         if (pthread_create(&s->pf_thread, NULL, prefault_main, s) != 0)
             rc = RK_ENOMEM;
@@ -1112,17 +1112,11 @@ static void after_commit(rk_store_worker *w)
     w->ckpt_flushed = 0;
     mirror_stats(s);
     nudge_syncer(s);
-    if (s->pf_on && rk_wcache_spare_taken(s->wc)) {
-        pthread_mutex_lock(&s->pf_mu);
-        s->pf_kick = true;
-        pthread_cond_signal(&s->pf_wake);
-        pthread_mutex_unlock(&s->pf_mu);
-    }
 }
 
 /* Copies the cache's figures where rk_store_stats_get reads them without
- * the write lock, and wakes the checkpointer when changes pile up faster
- * than its interval drains them. */
+ * the write lock, wakes the checkpointer when changes pile up faster than
+ * its interval drains them, and the prefaulter when a spare slab was taken. */
 static void mirror_stats(rk_store *s)
 {
     rk_wcache_stats wst;
@@ -1137,6 +1131,12 @@ static void mirror_stats(rk_store *s)
         s->ckpt_kick = true;
         pthread_cond_signal(&s->ckpt_wake);
         pthread_mutex_unlock(&s->ckpt_mu);
+    }
+    if (s->pf_on && rk_wcache_spare_taken(s->wc)) {
+        pthread_mutex_lock(&s->pf_mu);
+        s->pf_kick = true;
+        pthread_cond_signal(&s->pf_wake);
+        pthread_mutex_unlock(&s->pf_mu);
     }
 }
 

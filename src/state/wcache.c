@@ -5,7 +5,7 @@
  * backward shift, so no tombstones); a cell holds the entry's slot and 32
  * bits of its hash, so probing past other keys reads no entry. Slots are
  * handed out in order until the pool is full (memory never used is never
- * touched, unless the cache was made with prefault), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
+ * touched, unless the cache was made resident), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
  * clean, unpinned entry within EVICT_SCAN steps: bounded work per insert,
  * and when the cache is all dirty the caller falls back to the database.
  *
@@ -28,7 +28,7 @@
 #define FINE_CLASSES 64         /* 64, 128, ... 4096 bytes */
 #define NCLASS (FINE_CLASSES + 9) /* then 8 KiB .. 2 MiB */
 #define SLAB_BYTES ((size_t)2 << 20) /* one transparent huge page */
-#define SPARES 2                /* populated slabs waiting (prefaulted caches) */
+#define SPARES 2                /* populated slabs waiting (rk_wcache_prefault) */
 
 enum {
     F_USED = 1,   /* the entry holds a record */
@@ -97,9 +97,7 @@ struct rk_wcache {
     uint8_t *carve;       /* unused tail of the newest slab */
     size_t carve_left;
 
-    /* prefaulting: the pool and table are resident from the start; spare
-     * slabs are the only fields another thread (rk_wcache_prefault) touches */
-    bool prefault;        /* made with prefault */
+    /* spare slabs: the only fields another thread (rk_wcache_prefault) touches */
     _Atomic(slab *) spare[SPARES]; /* populated slabs (SLAB_BYTES), NULL when taken */
     atomic_bool spare_taken;       /* a slot was emptied since rk_wcache_spare_taken */
 };
@@ -426,7 +424,7 @@ static int add_entry(rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_
 
 /* ---- the API ------------------------------------------------------------- */
 
-int rk_wcache_new(size_t capacity, bool prefault, rk_wcache **out)
+int rk_wcache_new(size_t capacity, bool resident, rk_wcache **out)
 {
     if (capacity > 0 && capacity < 64)
         capacity = 64;
@@ -438,15 +436,14 @@ int rk_wcache_new(size_t capacity, bool prefault, rk_wcache **out)
     uint32_t tsize = 1, tmax = 1;
     while (tmax < capacity * 2)
         tmax <<= 1;
-    tsize = prefault || tmax < 4096 ? tmax : 4096;
-    c->prefault = prefault;
+    tsize = resident || tmax < 4096 ? tmax : 4096;
     c->max_mask = tmax - 1;
     c->cap = (uint32_t)capacity;
     c->mask = tsize - 1;
     c->e_bytes = capacity * sizeof *c->e;
     c->idx_bytes = (size_t)tsize * sizeof *c->idx;
-    c->e = capacity ? big_alloc(c->e_bytes, prefault) : NULL;
-    c->idx = big_alloc(c->idx_bytes, prefault);
+    c->e = capacity ? big_alloc(c->e_bytes, resident) : NULL;
+    c->idx = big_alloc(c->idx_bytes, resident);
     if ((capacity && !c->e) || !c->idx) {
         rk_wcache_free(c);
         return RK_ENOMEM;
@@ -652,8 +649,6 @@ void rk_wcache_mark_clean(rk_wcache *c, int n)
 
 bool rk_wcache_prefault(rk_wcache *c)
 {
-    if (!c->prefault)
-        return false;
     for (int i = 0; i < SPARES; i++) {
         if (atomic_load(&c->spare[i]))
             continue;

@@ -41,12 +41,13 @@ typedef struct rk_wc_dirty {
     size_t len;
 } rk_wc_dirty;
 
-/* A cache of at most capacity records (at least 64). With prefault (a live
- * store's cache), its memory is made resident ahead of use (below) and the
- * table is sized for the capacity at once, so it never rehashes on a
- * request's path; without, the table starts small and doubles (a short
- * backtest keeps a small, cache-friendly table). RK_ENOMEM. */
-int rk_wcache_new(size_t capacity, bool prefault, rk_wcache **out);
+/* A cache of at most capacity records (at least 64). With resident (a live
+ * store's cache), its pool and table are touched now and the table is sized
+ * for the capacity at once, so it never rehashes on a request's path;
+ * without, memory is touched as it is first used and the table starts small
+ * and doubles (a backtest's cache of millions keeps a small, cache-friendly
+ * table while it holds few records). RK_ENOMEM. */
+int rk_wcache_new(size_t capacity, bool resident, rk_wcache **out);
 void rk_wcache_free(rk_wcache *c);
 
 /* Request boundaries, see above. rk_wcache_undo restores every record the
@@ -97,11 +98,10 @@ void rk_wcache_mark_clean(rk_wcache *c, int n);
 /* Memory made resident ahead of use. The first write to fresh memory costs
  * the kernel a page clear, 2 MiB at a time with transparent huge pages: about
  * 5 ms on a virtual machine whose host backs guest memory lazily. A warming
- * cache needs a new value slab or pool page every few hundred requests, and
- * those faults were most of riskd's open-loop p99 at 5,000 req/s.
+ * live cache needed a new value slab or pool page every few hundred requests
+ * (most of riskd's open-loop p99 at 5,000 req/s), and a backtest spent 10-15%
+ * of its time clearing pages.
  *
- * A cache made with prefault has its pool and table resident from
- * rk_wcache_new on (about 110 bytes per record of capacity), and
  * rk_wcache_prefault keeps a few populated value slabs waiting: it makes one
  * (true) or finds there is nothing to do (false). It takes no lock and may
  * run in another thread while the cache's user works (spare slabs pass
