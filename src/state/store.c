@@ -1132,7 +1132,7 @@ static void mirror_stats(rk_store *s)
         pthread_cond_signal(&s->ckpt_wake);
         pthread_mutex_unlock(&s->ckpt_mu);
     }
-    if (s->pf_on && rk_wcache_spare_taken(s->wc)) {
+    if (s->pf_on && rk_wcache_prefault_wanted(s->wc)) {
         pthread_mutex_lock(&s->pf_mu);
         s->pf_kick = true;
         pthread_cond_signal(&s->pf_wake);

@@ -29,6 +29,11 @@
 #define NCLASS (FINE_CLASSES + 9) /* then 8 KiB .. 2 MiB */
 #define SLAB_BYTES ((size_t)2 << 20) /* one transparent huge page */
 #define SPARES 2                /* populated slabs waiting (rk_wcache_prefault) */
+#define POOL_AHEAD ((size_t)4 << 20) /* pool bytes kept populated beyond the last entry used */
+#define POOL_STEP SLAB_BYTES    /* pool bytes one rk_wcache_prefault populates */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  /* Linux 5.14; older headers lack the name */
+#endif
 
 enum {
     F_USED = 1,   /* the entry holds a record */
@@ -97,9 +102,11 @@ struct rk_wcache {
     uint8_t *carve;       /* unused tail of the newest slab */
     size_t carve_left;
 
-    /* spare slabs: the only fields another thread (rk_wcache_prefault) touches */
+    /* prefaulting: the only fields another thread (rk_wcache_prefault) touches */
     _Atomic(slab *) spare[SPARES]; /* populated slabs (SLAB_BYTES), NULL when taken */
-    atomic_bool spare_taken;       /* a slot was emptied since rk_wcache_spare_taken */
+    atomic_bool pf_wanted;         /* work for the prefaulter since rk_wcache_prefault_wanted */
+    atomic_size_t pool_want;       /* pool bytes that should be populated (user's) */
+    size_t pool_done;              /* pool bytes populated (prefaulter's) */
 };
 
 /* ---- memory -------------------------------------------------------------- */
@@ -148,7 +155,7 @@ static slab *take_spare(rk_wcache *c)
     for (int i = 0; i < SPARES; i++) {
         slab *s = atomic_exchange(&c->spare[i], NULL);
         if (s) {
-            atomic_store(&c->spare_taken, true);
+            atomic_store(&c->pf_wanted, true);
             return s;
         }
     }
@@ -345,8 +352,16 @@ static uint32_t take_slot(rk_wcache *c)
         c->full++;
         return NIL;
     }
-    if (c->free_head == NIL && c->fresh < c->cap)
+    if (c->free_head == NIL && c->fresh < c->cap) {
+        /* each time the pool's used part crosses a step, ask for the next
+         * POOL_AHEAD bytes (a cache made resident has them all) */
+        size_t used = (size_t)c->fresh * sizeof *c->e;
+        if (used % POOL_STEP < sizeof *c->e) {
+            atomic_store_explicit(&c->pool_want, used + POOL_AHEAD, memory_order_relaxed);
+            atomic_store(&c->pf_wanted, true);
+        }
         return c->fresh++;
+    }
     if (c->free_head == NIL) {
         for (int n = 0; n < EVICT_SCAN; n++) {
             uint32_t s = c->hand;
@@ -443,6 +458,7 @@ int rk_wcache_new(size_t capacity, bool resident, rk_wcache **out)
     c->e_bytes = capacity * sizeof *c->e;
     c->idx_bytes = (size_t)tsize * sizeof *c->idx;
     c->e = capacity ? big_alloc(c->e_bytes, resident) : NULL;
+    c->pool_done = resident ? c->e_bytes : 0;
     c->idx = big_alloc(c->idx_bytes, resident);
     if ((capacity && !c->e) || !c->idx) {
         rk_wcache_free(c);
@@ -663,12 +679,24 @@ bool rk_wcache_prefault(rk_wcache *c)
         atomic_store(&c->spare[i], s);
         return true;
     }
-    return false;
+    /* The pool is shared with the user: populating faults pages in without
+     * writing them, so it is safe while entries are being used. */
+    size_t want = atomic_load_explicit(&c->pool_want, memory_order_relaxed);
+    if (want > c->e_bytes)
+        want = c->e_bytes;
+    if (c->pool_done >= want)
+        return false;
+    size_t n = want - c->pool_done < POOL_STEP ? want - c->pool_done : POOL_STEP;
+    if (madvise((uint8_t *)c->e + c->pool_done, n, MADV_POPULATE_WRITE) != 0)
+        c->pool_done = c->e_bytes; /* refused (before Linux 5.14): faults as it goes */
+    else
+        c->pool_done += n;
+    return true;
 }
 
-bool rk_wcache_spare_taken(rk_wcache *c)
+bool rk_wcache_prefault_wanted(rk_wcache *c)
 {
-    return atomic_exchange(&c->spare_taken, false);
+    return atomic_exchange(&c->pf_wanted, false);
 }
 
 void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out)

@@ -102,15 +102,18 @@ void rk_wcache_mark_clean(rk_wcache *c, int n);
  * (most of riskd's open-loop p99 at 5,000 req/s), and a backtest spent 10-15%
  * of its time clearing pages.
  *
- * rk_wcache_prefault keeps a few populated value slabs waiting: it makes one
- * (true) or finds there is nothing to do (false). It takes no lock and may
- * run in another thread while the cache's user works (spare slabs pass
- * through atomic slots); one prefaulting thread at a time.
+ * rk_wcache_prefault keeps a few populated value slabs waiting and, in a
+ * cache not made resident, the entry pool populated a few MiB beyond the
+ * last entry used: it does one step of that (true) or finds there is nothing
+ * to do (false). It takes no lock and may run in another thread while the
+ * cache's user works (spare slabs pass through atomic slots; populating the
+ * pool faults its pages in without writing them); one prefaulting thread at
+ * a time.
  *
- * rk_wcache_spare_taken returns true once after the cache's user took a
- * spare slab: the prefaulting thread has a slab to replace. */
+ * rk_wcache_prefault_wanted returns true once after the cache's user took a
+ * spare slab or went further into its pool: the prefaulting thread has work. */
 bool rk_wcache_prefault(rk_wcache *c);
-bool rk_wcache_spare_taken(rk_wcache *c);
+bool rk_wcache_prefault_wanted(rk_wcache *c);
 
 typedef struct rk_wcache_stats {
     uint64_t records;         /* cached */
