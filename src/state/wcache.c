@@ -5,9 +5,11 @@
  * backward shift, so no tombstones); a cell holds the entry's slot and 32
  * bits of its hash, so probing past other keys reads no entry. Slots are
  * handed out in order until the pool is full (memory never used is never
- * touched, unless the cache was made resident), released ones are chained through `next`. Eviction is a clock hand over the pool that takes the first
- * clean, unpinned entry within EVICT_SCAN steps: bounded work per insert,
- * and when the cache is all dirty the caller falls back to the database.
+ * touched, unless the cache was made resident), released ones are chained
+ * through `next`. Eviction is a clock hand over the pool that takes the
+ * first clean, unpinned entry within EVICT_SCAN steps: bounded work per
+ * insert, and when the cache is all dirty the caller falls back to the
+ * database.
  *
  * Values. Size classes every 64 bytes up to 4 KiB (records are a few hundred
  * bytes, so little is wasted), then doubling up to 2 MiB; freed buffers go to their class's
