@@ -232,6 +232,25 @@ static uint64_t hash_key(int db, const uint8_t *key, size_t klen)
     return h;
 }
 
+/* Whether n bytes of two keys agree: keys are a few 8-byte words (24-byte
+ * counter keys, 16-byte decided ones), so an inline word compare instead of
+ * a call to memcmp (which measured 3% of a backtest's time). */
+static inline bool key_eq(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            return false;
+    }
+    for (; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 /* The table position holding (db, key), or the empty one where it would go. */
 static uint32_t probe(const rk_wcache *c, uint64_t h, int db, const uint8_t *key, size_t klen)
 {
@@ -242,7 +261,7 @@ static uint32_t probe(const rk_wcache *c, uint64_t h, int db, const uint8_t *key
             return i;
         if ((uint32_t)(cell >> 32) == (uint32_t)h) { /* only then read the entry */
             const entry *x = &c->e[(uint32_t)cell - 1];
-            if (x->db == db && x->klen == klen && memcmp(x->key, key, klen) == 0)
+            if (x->db == db && x->klen == klen && key_eq(x->key, key, klen))
                 return i;
         }
         i = (i + 1) & c->mask;
@@ -594,7 +613,7 @@ int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void
     int rc;
     const entry *l = c->last ? &c->e[c->last - 1] : NULL;
     if (l && (l->flags & F_USED) && l->db == db && l->klen == klen &&
-        memcmp(l->key, key, klen) == 0)
+        key_eq(l->key, key, klen))
         s = c->last - 1; /* the usual get-then-put: no second probe */
     else {
         uint64_t h = hash_key(db, key, klen);
