@@ -68,6 +68,7 @@ typedef struct opts {
     double duration;      /* seconds measured per run (find-max: per step) */
     double warmup;        /* seconds sent at the same rate before measuring */
     double p99_bound_us;  /* find-max: the p99 a passing step stays within */
+    double p99_vs_echo;   /* find-max: or within this many times an echo's p99 at the step's rate */
     int connections;      /* DEALER sockets, used round-robin */
     int timeout_ms;       /* how long replies may trail the last send */
     bool rate_set;        /* --rate was given */
@@ -141,6 +142,7 @@ static void usage(FILE *f)
     fputs("Usage: riskbench --endpoint EP --log LOG --rate R --duration S [OPTIONS]\n"
           "       riskbench --echo --log LOG --rate R --duration S [OPTIONS]\n"
           "       riskbench --find-max --p99-bound-us B --endpoint EP --log LOG [OPTIONS]\n"
+          "       riskbench --find-max --p99-vs-echo K --endpoint EP --log LOG [OPTIONS]\n"
           "\n"
           "Replays the requests of a traffic log (.rlog; a decision log works too) against\n"
           "a riskd endpoint open-loop at a fixed rate, and reports the achieved rate,\n"
@@ -161,6 +163,8 @@ static void usage(FILE *f)
           "                       replay against it: the transport floor\n"
           "  --find-max           search for the highest rate with nothing lost and\n"
           "  --p99-bound-us B     p99 within B microseconds\n"
+          "  --p99-vs-echo K      or p99 within K times a bare echo's, measured just\n"
+          "                       before each step at the same rate\n"
           "  --progress           a progress line every second on stderr (default on\n"
           "                       runs longer than 5 s)\n"
           "  -h, --help           this text\n"
@@ -210,13 +214,14 @@ static int parse_num(const char *name, const char *text, double lo, bool open_lo
 static int parse_args(int argc, char **argv, opts *o)
 {
     enum { O_ENDPOINT = 1, O_LOG, O_RATE, O_DURATION, O_CONN, O_WARMUP, O_TIMEOUT, O_TAG,
-           O_JSON, O_ECHO, O_FINDMAX, O_BOUND, O_PROGRESS, O_HELP };
+           O_JSON, O_ECHO, O_FINDMAX, O_BOUND, O_VSECHO, O_PROGRESS, O_HELP };
     static const struct option lo[] = {
         {"endpoint", 1, 0, O_ENDPOINT}, {"log", 1, 0, O_LOG},         {"rate", 1, 0, O_RATE},
         {"duration", 1, 0, O_DURATION}, {"connections", 1, 0, O_CONN}, {"warmup", 1, 0, O_WARMUP},
         {"timeout", 1, 0, O_TIMEOUT},   {"tag", 1, 0, O_TAG},          {"json", 0, 0, O_JSON},
         {"echo", 0, 0, O_ECHO},         {"find-max", 0, 0, O_FINDMAX},
-        {"p99-bound-us", 1, 0, O_BOUND}, {"progress", 0, 0, O_PROGRESS}, {"help", 0, 0, O_HELP},
+        {"p99-bound-us", 1, 0, O_BOUND}, {"p99-vs-echo", 1, 0, O_VSECHO},
+        {"progress", 0, 0, O_PROGRESS}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     *o = (opts){.rate = 1000, .duration = 10, .connections = 2, .timeout_ms = 2000};
     opterr = 0;
@@ -234,6 +239,7 @@ static int parse_args(int argc, char **argv, opts *o)
         case O_DURATION: rc = parse_num("duration", optarg, 0, true, MAX_DURATION_S, &o->duration); break;
         case O_WARMUP: rc = parse_num("warmup", optarg, 0, false, MAX_DURATION_S, &o->warmup); break;
         case O_BOUND: rc = parse_num("p99-bound-us", optarg, 0, true, 1e9, &o->p99_bound_us); break;
+        case O_VSECHO: rc = parse_num("p99-vs-echo", optarg, 0, true, 1e6, &o->p99_vs_echo); break;
         case O_CONN:
             if ((rc = parse_num("connections", optarg, 1, false, MAX_CONNECTIONS, &v)) == 0) {
                 if (v != floor(v))
@@ -265,10 +271,10 @@ static int parse_args(int argc, char **argv, opts *o)
         return usage_error("--endpoint EP is required (or --echo for a bare echo)");
     if (!o->rate_set && !o->find_max)
         return usage_error("--rate R is required");
-    if (o->find_max && o->p99_bound_us <= 0)
-        return usage_error("--find-max needs --p99-bound-us B");
-    if (!o->find_max && o->p99_bound_us > 0)
-        return usage_error("--p99-bound-us only applies with --find-max");
+    if (o->find_max && (o->p99_bound_us > 0) == (o->p99_vs_echo > 0))
+        return usage_error("--find-max needs one of --p99-bound-us B and --p99-vs-echo K");
+    if (!o->find_max && (o->p99_bound_us > 0 || o->p99_vs_echo > 0))
+        return usage_error("--p99-bound-us and --p99-vs-echo only apply with --find-max");
     if (o->tag && (strlen(o->tag) == 0 || strlen(o->tag) > 32))
         return usage_error("--tag takes 1 to 32 characters");
     if (o->rate * (o->duration + o->warmup) > 1e9)
@@ -802,38 +808,59 @@ static void print_header(const opts *o, const char *endpoint, const reqs *q)
 
 /* ---- find-max ---------------------------------------------------------------------- */
 
-static bool step_passes(const opts *o, const result *s)
+static bool step_passes(const result *s, double bound_us)
 {
-    return lost_of(s) == 0 && s->lat.p99 <= o->p99_bound_us && s->achieved >= 0.95 * s->rate;
+    return lost_of(s) == 0 && s->lat.p99 <= bound_us && s->achieved >= 0.95 * s->rate;
 }
 
-static int find_max(const opts *o, const reqs *q, void *ctx, const char *endpoint, void **socks,
-                    struct pollfd *pfd, uint64_t *seq)
+/* The DEALER sockets of one endpoint and their ZMQ_FDs. */
+typedef struct conns {
+    void *socks[MAX_CONNECTIONS];
+    struct pollfd pfd[MAX_CONNECTIONS];
+    int n;
+} conns;
+
+/* find-max with --p99-vs-echo: each step's echo tags its requests apart. */
+#define ECHO_STEP 0x10000u
+
+static int find_max(const opts *o, const reqs *q, void *ctx, const char *endpoint, conns *c,
+                    conns *echo, uint64_t *seq)
 {
-    double lo = 0, hi = 0, rate = o->rate;
-    result best = {0}, s;
+    double lo = 0, hi = 0, rate = o->rate, best_bound = o->p99_bound_us;
+    result best = {0}, s, e;
     for (uint32_t step = 1; step <= MAX_STEPS; step++) {
         /* A failed step can leave riskd a backlog: let it drain first, so
          * that each step starts from an idle server. */
         if (step > 1 && ping_until(ctx, endpoint, 0, SETTLE_RTT_NS, SETTLE_WAIT_MS) < 0 && !o->json)
             printf("(riskd still slow to answer a ping after %d ms; going on)\n", SETTLE_WAIT_MS);
-        if (measure(o, q, socks, pfd, rate, step, seq, &s))
+        /* the transport floor at this rate, measured just before */
+        double bound = o->p99_bound_us;
+        if (echo) {
+            if (measure(o, q, echo->socks, echo->pfd, rate, ECHO_STEP | step, seq, &e))
+                return 1;
+            bound = o->p99_vs_echo * e.lat.p99;
+        }
+        if (measure(o, q, c->socks, c->pfd, rate, step, seq, &s))
             return 1;
-        bool ok = step_passes(o, &s);
+        bool ok = step_passes(&s, bound);
         if (o->json) {
             printf("%s{", step > 1 ? ", " : "");
             print_json_result(&s);
-            printf(", \"pass\": %s}", ok ? "true" : "false");
+            if (echo)
+                printf(", \"echo_p99_us\": %.1f, \"echo_lost\": %llu", e.lat.p99,
+                       (unsigned long long)lost_of(&e));
+            printf(", \"p99_bound_us\": %.1f, \"pass\": %s}", bound, ok ? "true" : "false");
         } else {
             printf("step %u: rate %.0f/s: achieved %.0f/s, lost %llu, p50 %.1f us, p99 %.1f us "
-                   "-> %s\n",
+                   "(bound %.1f us) -> %s\n",
                    step, rate, s.achieved, (unsigned long long)lost_of(&s), s.lat.p50, s.lat.p99,
-                   ok ? "pass" : "fail");
+                   bound, ok ? "pass" : "fail");
         }
         fflush(stdout);
         if (ok) {
             lo = rate;
             best = s;
+            best_bound = bound;
         } else {
             hi = rate;
         }
@@ -849,7 +876,8 @@ static int find_max(const opts *o, const reqs *q, void *ctx, const char *endpoin
             break;
     }
     if (o->json) {
-        printf("], \"p99_bound_us\": %.1f, \"max_rate\": %.1f", o->p99_bound_us, lo);
+        printf("], \"p99_bound_us\": %.1f, \"p99_vs_echo\": %g, \"max_rate\": %.1f",
+               best_bound, o->p99_vs_echo, lo);
         if (lo > 0) {
             printf(", \"at_max\": {");
             print_json_result(&best);
@@ -858,12 +886,63 @@ static int find_max(const opts *o, const reqs *q, void *ctx, const char *endpoin
         printf("}\n");
     } else if (lo > 0) {
         printf("max rate: %.0f/s with nothing lost and p99 %.1f us (bound %.1f us)\n", lo,
-               best.lat.p99, o->p99_bound_us);
+               best.lat.p99, best_bound);
     } else {
-        printf("max rate: none found (every step lost requests or exceeded p99 %.1f us)\n",
-               o->p99_bound_us);
+        printf("max rate: none found (every step lost requests or exceeded its p99 bound)\n");
     }
     return 0;
+}
+
+/* Connects o->connections DEALERs to endpoint. 0, or 1 after reporting. */
+static int connect_all(void *ctx, const opts *o, const char *endpoint, conns *c)
+{
+    c->n = 0;
+    for (int i = 0; i < o->connections; i++) {
+        void *s = zmq_socket(ctx, ZMQ_DEALER);
+        int zero = 0;
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero); /* never refuse a send: lateness is measured */
+        zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+        if (zmq_connect(s, endpoint) != 0) {
+            int rc = failure("cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
+            zmq_close(s);
+            return rc;
+        }
+        c->socks[c->n] = s;
+        size_t fl = sizeof c->pfd[c->n].fd;
+        zmq_getsockopt(s, ZMQ_FD, &c->pfd[c->n].fd, &fl);
+        c->pfd[c->n].events = POLLIN;
+        c->n++;
+    }
+    return 0;
+}
+
+static void close_all(conns *c)
+{
+    for (int i = 0; i < c->n; i++)
+        zmq_close(c->socks[i]);
+    c->n = 0;
+}
+
+/* Forks a bare echo server on endpoint (before any ZeroMQ context exists in
+ * this process). Its pid, or -1 after reporting. */
+static pid_t start_echo(const char *endpoint)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        failure("cannot fork the echo server: %s", strerror(errno));
+    else if (pid == 0)
+        bench_echo_serve(prog, endpoint);
+    return pid;
+}
+
+static void stop_echo(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -878,45 +957,31 @@ int main(int argc, char **argv)
     if (reqs_load(o.log, &q))
         return 1;
 
-    char endpoint[128];
+    char endpoint[128], echo_ep[128] = "";
     snprintf(endpoint, sizeof endpoint, "%s", o.endpoint ? o.endpoint : "");
     if (!o.endpoint)
         snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", bench_free_port());
-    pid_t echo = 0;
-    if (o.echo) { /* before any ZeroMQ context exists in this process */
-        fflush(NULL);
-        echo = fork();
-        if (echo < 0) {
+    pid_t echo = 0, side_echo = 0; /* the target itself (--echo), or beside it (--p99-vs-echo) */
+    if (o.echo && (echo = start_echo(endpoint)) < 0) {
+        reqs_free(&q);
+        return 1;
+    }
+    if (o.p99_vs_echo > 0) {
+        snprintf(echo_ep, sizeof echo_ep, "tcp://127.0.0.1:%d", bench_free_port());
+        if ((side_echo = start_echo(echo_ep)) < 0) {
             reqs_free(&q);
-            return failure("cannot fork the echo server: %s", strerror(errno));
+            return 1;
         }
-        if (echo == 0)
-            bench_echo_serve(prog, endpoint);
     }
     prctl(PR_SET_TIMERSLACK, 1UL); /* ppoll wakes on time, not up to 50 us late */
 
     void *ctx = zmq_ctx_new();
-    void *socks[MAX_CONNECTIONS];
-    struct pollfd pfd[MAX_CONNECTIONS];
-    int nsock = 0;
+    conns c = {.n = 0}, ec = {.n = 0};
     rc = wait_ready(ctx, endpoint, echo);
-    for (int i = 0; rc == 0 && i < o.connections; i++) {
-        void *s = zmq_socket(ctx, ZMQ_DEALER);
-        int zero = 0;
-        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero); /* never refuse a send: lateness is measured */
-        zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-        if (zmq_connect(s, endpoint) != 0) {
-            rc = failure("cannot connect to '%s': %s", endpoint, zmq_strerror(errno));
-            zmq_close(s);
-            break;
-        }
-        socks[nsock] = s;
-        size_t fl = sizeof pfd[nsock].fd;
-        zmq_getsockopt(s, ZMQ_FD, &pfd[nsock].fd, &fl);
-        pfd[nsock].events = POLLIN;
-        nsock++;
-    }
+    if (rc == 0)
+        rc = connect_all(ctx, &o, endpoint, &c);
+    if (rc == 0 && side_echo > 0 && (rc = wait_ready(ctx, echo_ep, side_echo)) == 0)
+        rc = connect_all(ctx, &o, echo_ep, &ec);
     uint64_t seq = 0;
     if (rc == 0) {
         print_header(&o, endpoint, &q);
@@ -924,10 +989,10 @@ int main(int argc, char **argv)
         if (o.find_max) {
             if (o.json)
                 printf("\"find_max\": true, \"steps\": [");
-            rc = find_max(&o, &q, ctx, endpoint, socks, pfd, &seq);
+            rc = find_max(&o, &q, ctx, endpoint, &c, side_echo > 0 ? &ec : NULL, &seq);
         } else {
             result s;
-            rc = measure(&o, &q, socks, pfd, o.rate, 1, &seq, &s);
+            rc = measure(&o, &q, c.socks, c.pfd, o.rate, 1, &seq, &s);
             if (rc == 0 && o.json) {
                 print_json_result(&s);
                 printf("}\n");
@@ -936,13 +1001,11 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (int i = 0; i < nsock; i++)
-        zmq_close(socks[i]);
+    close_all(&c);
+    close_all(&ec);
     zmq_ctx_term(ctx);
-    if (echo > 0) {
-        kill(echo, SIGKILL);
-        waitpid(echo, NULL, 0);
-    }
+    stop_echo(echo);
+    stop_echo(side_echo);
     reqs_free(&q);
     return rc;
 }

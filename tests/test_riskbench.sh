@@ -61,7 +61,12 @@ usage_error "zero connections" \
     "option '--connections' takes a number from 1 and at most 64, not '0'" --echo --log x --rate 5 --connections 0
 usage_error "an unknown option" "unknown option '--rates'" --echo --log x --rates 5
 usage_error "an option without its value" "option '--duration' needs a value" --echo --log x --rate 5 --duration
-usage_error "find-max without a bound" "--find-max needs --p99-bound-us B" --find-max --echo --log x
+usage_error "find-max without a bound" "--find-max needs one of --p99-bound-us B and --p99-vs-echo K" \
+    --find-max --echo --log x
+usage_error "find-max with two bounds" "--find-max needs one of --p99-bound-us B and --p99-vs-echo K" \
+    --find-max --echo --log x --p99-bound-us 100 --p99-vs-echo 2
+usage_error "an echo factor without find-max" \
+    "--p99-bound-us and --p99-vs-echo only apply with --find-max" --echo --log x --rate 5 --p99-vs-echo 2
 usage_error "a stray argument" "unexpected argument 'now' (options only)" --echo --log x --rate 5 now
 
 t "a missing log"
@@ -104,6 +109,17 @@ json_check 'len(j["steps"]) >= 2 and j["steps"][0]["rate"] == 2000'
 json_check 'all(s["pass"] == (s["lost"] == 0 and s["p99_us"] <= 1e6 and s["achieved"] >= 0.95 * s["rate"]) for s in j["steps"])'
 json_check 'j["max_rate"] == max([s["rate"] for s in j["steps"] if s["pass"]] or [0])'
 json_check 'j["max_rate"] == 0 or j["at_max"]["lost"] == 0'
+
+t "find-max against the echo, bounded by a second echo at each step's rate"
+# a bound no step can meet (a thousandth of the echo's p99): the search halves
+# from 8/s down to 1/s and reports no rate
+run "$RB" --echo --find-max --log "$TMP/t.rlog" --rate 8 --duration 0.5 --p99-vs-echo 0.001 \
+    --timeout 500 --json
+rc_is 0
+json_check '[s["rate"] for s in j["steps"]] == [8, 4, 2, 1] and not any(s["pass"] for s in j["steps"])'
+json_check 'all(s["echo_p99_us"] > 0 and s["echo_lost"] == 0 for s in j["steps"])'
+json_check 'all(abs(s["p99_bound_us"] - 0.001 * s["echo_p99_us"]) <= 0.1 for s in j["steps"])'
+json_check 'j["p99_vs_echo"] == 0.001 and j["max_rate"] == 0'
 
 # ---------------------------------------------------------------- a live riskd
 
