@@ -369,13 +369,20 @@ static int score(fx *f, const rk_counters *c, const char *id, int64_t now, rk_va
     return 0;
 }
 
+/* One counter, transactions per account over a day: what most tests count. */
+static rk_counters *acct_txn_counter(void)
+{
+    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
+    rk_counters *c;
+    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    return c;
+}
+
 static void test_retry_dedupe(void **state)
 {
     fx *f = *state;
     fx_open(f);
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     rk_value out[1];
     rk_replay rp;
     set_str(f->txn, RK_F_ACCOUNT, "acct-retry");
@@ -626,9 +633,7 @@ static void test_batch(void **state)
     fx *f = *state;
     f->cfg.batch = 4;
     fx_open(f);
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     rk_value out[1];
     rk_replay rp;
     rk_store_stats st;
@@ -754,9 +759,7 @@ static void test_wal_recovery(void **state)
 {
     fx *f = *state;
     f->cfg.checkpoint_ms = 3600 * 1000; /* the child never checkpoints */
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     requests_then_crash(f, c, 200, 20, "w");
     fx_open(f);
     rk_store_stats st;
@@ -784,9 +787,7 @@ static void test_wal_recovery_grows_map(void **state)
     f->cfg.checkpoint_ms = 3600 * 1000;
     f->cfg.map_size = 256 * 1024;
     f->cfg.grow_headroom_pct = 0; /* the map grows only when full */
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     requests_then_crash(f, c, 1500, 1500, "g");
     fx_open(f);
     rk_store_stats st;
@@ -807,9 +808,7 @@ static void test_checkpoint_and_abort(void **state)
     fx *f = *state;
     f->cfg.checkpoint_ms = 3600 * 1000; /* checkpoints only when the test asks */
     fx_open(f);
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     rk_value out[1];
     rk_replay rp;
     set_str(f->txn, RK_F_ACCOUNT, "acct-ckpt");
@@ -854,9 +853,7 @@ static void test_checkpoint_assist(void **state)
     f->cfg.checkpoint_ms = 3600 * 1000;
     f->cfg.cache_records = 64;
     fx_open(f);
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     rk_value out[1];
     rk_replay rp;
     char acct[32], id[32];
@@ -897,9 +894,7 @@ static void test_syncer_boost(void **state)
     fx *f = *state;
     f->cfg.sync_interval_ms = 50;
     fx_open(f);
-    rk_counter_def d = def("acct_txn", RK_AGG_COUNT, DAY_MS, 1, RK_F_ACCOUNT);
-    rk_counters *c;
-    assert_int_equal(rk_counters_new(&d, 1, &c, NULL), 0);
+    rk_counters *c = acct_txn_counter();
     rk_value out[1];
     rk_replay rp;
     set_str(f->txn, RK_F_ACCOUNT, "acct-sync");
