@@ -85,7 +85,7 @@ struct rk_store {
     rk_store_worker *ckpt_w;      /* its worker */
 
     pthread_mutex_t pf_mu;        /* guards the prefaulter's wake-up */
-    pthread_cond_t pf_wake;       /* wakes it: the cache took a spare slab, or close */
+    pthread_cond_t pf_wake;       /* wakes it: the cache wants memory made resident, or close */
     bool pf_kick;                 /* there is memory to make resident (under pf_mu) */
     bool pf_on;                   /* the prefaulting thread was started */
     pthread_t pf_thread;          /* runs rk_wcache_prefault off the request path */
