@@ -17,6 +17,7 @@
  * Messages name the field and what was expected; bytes echoed from the
  * request are cut short and escaped so a message is always printable. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,13 +87,43 @@ static const struct {
 };
 #define NFIXED (sizeof fixed_keys / sizeof fixed_keys[0])
 
+/* The fixed keys by a hash of length, first and last byte, in an open-
+ * addressing table built once: a request's 15-20 keys each found in about one
+ * probe instead of a scan of every fixed key (the scan was about a third of
+ * decoding). */
+#define KEY_SLOTS 64 /* a power of two, well above NFIXED */
+_Static_assert(NFIXED * 2 <= KEY_SLOTS, "the fixed-key table must stay sparse");
+static uint8_t key_slot[KEY_SLOTS]; /* index in fixed_keys + 1; 0: empty */
+static pthread_once_t key_slots_once = PTHREAD_ONCE_INIT;
+
+static unsigned key_hash(const char *s, size_t n)
+{
+    return ((unsigned)n * 31u + (unsigned char)s[0] * 7u + (unsigned char)s[n - 1]) &
+           (KEY_SLOTS - 1);
+}
+
+static void build_key_slots(void)
+{
+    for (size_t i = 0; i < NFIXED; i++) {
+        unsigned h = key_hash(fixed_keys[i].key, fixed_keys[i].len);
+        while (key_slot[h])
+            h = (h + 1) & (KEY_SLOTS - 1);
+        key_slot[h] = (uint8_t)(i + 1);
+    }
+}
+
 /* The note index of a key, or -1 for a key riskd does not read. */
 static int key_index(const dec *d, const rk_mp_item *k)
 {
     const char *s = (const char *)k->raw.p;
-    for (size_t i = 0; i < NFIXED; i++)
-        if (fixed_keys[i].len == k->raw.len && memcmp(fixed_keys[i].key, s, k->raw.len) == 0)
-            return fixed_keys[i].idx;
+    if (k->raw.len > 0) { /* no fixed key is empty */
+        pthread_once(&key_slots_once, build_key_slots);
+        for (unsigned h = key_hash(s, k->raw.len); key_slot[h]; h = (h + 1) & (KEY_SLOTS - 1)) {
+            const size_t i = key_slot[h] - 1u;
+            if (fixed_keys[i].len == k->raw.len && memcmp(fixed_keys[i].key, s, k->raw.len) == 0)
+                return fixed_keys[i].idx;
+        }
+    }
     if (d->nschema > 0)
         return rk_schema_find(d->schema, s, k->raw.len);
     return -1;
