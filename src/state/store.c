@@ -1121,11 +1121,13 @@ static void mirror_stats(rk_store *s)
 {
     rk_wcache_stats wst;
     rk_wcache_stats_get(s->wc, &wst);
-    atomic_store(&s->st_cached, wst.records);
-    atomic_store(&s->st_dirty, wst.dirty);
+    /* relaxed: figures for stats, read one by one; a sequentially consistent
+     * store is a locked instruction, five of them on every commit */
+    atomic_store_explicit(&s->st_cached, wst.records, memory_order_relaxed);
+    atomic_store_explicit(&s->st_dirty, wst.dirty, memory_order_relaxed);
     for (int d = 0; d < RK_WC_DBS; d++)
-        atomic_store(&s->st_pending[d], wst.pending_new[d]);
-    atomic_store(&s->st_evictions, wst.evictions);
+        atomic_store_explicit(&s->st_pending[d], wst.pending_new[d], memory_order_relaxed);
+    atomic_store_explicit(&s->st_evictions, wst.evictions, memory_order_relaxed);
     if (s->ckpt_on && wst.dirty > s->cfg.cache_records / 2) {
         pthread_mutex_lock(&s->ckpt_mu);
         s->ckpt_kick = true;

@@ -717,7 +717,10 @@ bool rk_wcache_prefault(rk_wcache *c)
 
 bool rk_wcache_prefault_wanted(rk_wcache *c)
 {
-    return atomic_exchange(&c->pf_wanted, false);
+    /* asked after every commit: a plain load first, the locked exchange
+     * only when there is something to take */
+    return atomic_load_explicit(&c->pf_wanted, memory_order_relaxed) &&
+           atomic_exchange(&c->pf_wanted, false);
 }
 
 void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out)
