@@ -109,12 +109,13 @@ static rk_wcache_stats stats(const rk_wcache *c)
     return st;
 }
 
-/* One request: begin, put, keep. */
+/* One request: begin, put (reading the value back), keep. */
 static void put_req(rk_wcache *c, int db, const void *key, size_t klen, const void *val,
                     size_t len, uint64_t seq)
 {
     rk_wcache_begin(c);
     assert_int_equal(rk_wcache_put(c, db, key, klen, val, len, seq), 0);
+    assert_get(c, db, key, klen, val, len);
     rk_wcache_keep(c);
 }
 
@@ -504,12 +505,9 @@ static void test_eviction(void **state)
     assert_int_equal(st.evictions, 0);
 
     /* a 65th key: one clean record makes room */
-    rk_wcache_begin(c);
     mkkey(64, key);
     mkval(64, 0, val, sizeof val);
-    assert_int_equal(rk_wcache_put(c, 0, key, KLEN, val, sizeof val, 1), 0);
-    assert_get(c, 0, key, KLEN, val, sizeof val);
-    rk_wcache_keep(c);
+    put_req(c, 0, key, KLEN, val, sizeof val, 1);
     st = stats(c);
     assert_int_equal(st.evictions, 1);
     assert_int_equal(st.records, 64);
@@ -568,12 +566,9 @@ static void test_eviction(void **state)
 
     /* a write-back frees room again */
     rk_wcache_mark_clean(c, 64);
-    rk_wcache_begin(c);
     mkkey(1000, key);
     mkval(1000, 0, val, sizeof val);
-    assert_int_equal(rk_wcache_put(c, 0, key, KLEN, val, sizeof val, 600), 0);
-    assert_get(c, 0, key, KLEN, val, sizeof val);
-    rk_wcache_keep(c);
+    put_req(c, 0, key, KLEN, val, sizeof val, 600);
     st = stats(c);
     assert_int_equal(st.evictions, 2);
     assert_int_equal(st.records, 64);
