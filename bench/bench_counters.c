@@ -155,7 +155,8 @@ static void store_request(rk_store_worker *sw, const rk_ruleset *rs, const rk_co
     if (rk_store_begin(sw, 1795000000000LL) != 0 ||
         rk_recent_check(sw, id, (size_t)idlen, &rp) != RK_ENOTFOUND ||
         rk_counters_apply(sw, ctrs, t, t->v[RK_F_TS].i, when, out) != 0 ||
-        rk_recent_record(sw, id, (size_t)idlen, 0, t->v[RK_F_TS].i, reply, sizeof reply) != 0 ||
+        rk_recent_record(sw, id, (size_t)idlen, 0, t->v[RK_F_TS].i, reply, sizeof reply,
+                         RK_RECENT_NO_ID) != 0 ||
         rk_store_commit(sw) != 0) {
         fprintf(stderr, "store transaction failed\n");
         exit(1);

@@ -883,6 +883,14 @@ static void test_retry_is_replayed(void **state)
     r = sscore(fx, (sreq){"r2", "A", "card1", "dev1", 5, T0 + 1000});
     assert_counters(r, 2, 10, 1);
     assert_int_equal(rk_stats_replayed(rk_engine_stats(fx->e)), 2);
+    /* the stored reply keeps no id; the retry's own is put back, whatever its length */
+    const char *longid = "a-transaction-id-long-enough-for-a-str8-header";
+    r = sscore(fx, (sreq){longid, "B", "card2", "dev2", 5, T0 + 1000});
+    assert_null(get(r, "replayed"));
+    r = sscore(fx, (sreq){longid, "B", "card2", "dev2", 5, T0 + 1000});
+    assert_true(bool_of(get(r, "replayed")));
+    assert_str(get(r, "id"), longid);
+    assert_int_equal(rk_stats_replayed(rk_engine_stats(fx->e)), 3);
 
     /* past the retry window (24 h of wall time) the id is a new transaction */
     test_now += 25 * HOUR_MS;

@@ -310,6 +310,28 @@ static void test_append_and_reset(void **state)
     assert_int_equal(get(o, "requests")->via.u64, 12345);
 }
 
+/* rk_proto_reply_id_at says where the id's bytes are, for ids whose str
+ * header is one, two or three bytes long. */
+static void test_reply_id_at(void **state)
+{
+    (void)state;
+    static char id[300];
+    memset(id, 'q', sizeof id);
+    const size_t lens[] = {1, 8, 31, 32, 128, 255, 256, 300};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        rk_reply r = full_reply();
+        r.id = id;
+        r.id_len = lens[i];
+        rk_outbuf_reset(&out);
+        assert_int_equal(rk_proto_encode_reply(&out, &r), 0);
+        size_t at = rk_proto_reply_id_at(lens[i]);
+        assert_true(at + lens[i] <= out.len);
+        assert_memory_equal(out.buf + at, id, lens[i]);
+        /* the byte after the id starts the next key, "decision" */
+        assert_int_equal(out.buf[at + lens[i]], 0xa0 | 8);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ok_and_str, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_and_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_id_at, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

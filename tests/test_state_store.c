@@ -364,7 +364,8 @@ static int score(fx *f, const rk_counters *c, const char *id, int64_t now, rk_va
     assert_int_equal(rk_counters_apply(f->w, c, f->txn, now, NULL, out), 0);
     char reply[64];
     int n = snprintf(reply, sizeof reply, "reply:%s:%lld", id, (long long)out[0].i);
-    assert_int_equal(rk_recent_record(f->w, id, strlen(id), 2, now, reply, (size_t)n), 0);
+    /* the id follows "reply:": it is cut out of what is stored */
+    assert_int_equal(rk_recent_record(f->w, id, strlen(id), 2, now, reply, (size_t)n, 6), 0);
     assert_int_equal(rk_store_commit(f->w), 0);
     return 0;
 }
@@ -404,11 +405,87 @@ static void test_retry_dedupe(void **state)
     /* an aborted request leaves no trace */
     assert_int_equal(rk_store_begin(f->w, T0 + DAY_MS), 0);
     assert_int_equal(rk_counters_apply(f->w, c, f->txn, T0 + DAY_MS, NULL, out), 0);
-    assert_int_equal(rk_recent_record(f->w, "txn-9", 5, 0, T0, "x", 1), 0);
+    assert_int_equal(rk_recent_record(f->w, "txn-9", 5, 0, T0, "x", 1, RK_RECENT_NO_ID), 0);
     rk_store_abort(f->w);
     assert_int_equal(score(f, c, "txn-9", T0 + DAY_MS, out, &rp), 0);
     assert_int_equal(out[0].i, 4);
     rk_counters_free(c);
+}
+
+/* The reply's id is cut out of the stored record and put back from the retry's
+ * own id; the caller must say truly where it is. */
+static void test_retry_reply_without_id(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    const char *reply = "<<txn-cut-77>>";
+    assert_int_equal(rk_store_begin(f->w, T0), 0);
+    assert_int_equal(rk_recent_record(f->w, "txn-cut-77", 10, 1, T0, reply, 14, 3), RK_EINVAL);
+    assert_int_equal(rk_recent_record(f->w, "txn-cut-77", 10, 1, T0, reply, 14, 5), RK_EINVAL);
+    assert_int_equal(rk_recent_record(f->w, "txn-cut-77", 10, 1, T0, reply, 14, 2), 0);
+    assert_int_equal(rk_store_commit(f->w), 0);
+    rk_replay rp;
+    assert_int_equal(rk_store_begin(f->w, T0 + 1), 0);
+    assert_int_equal(rk_recent_check(f->w, "txn-cut-77", 10, &rp), 0);
+    assert_int_equal(rp.reply_len, 14);
+    assert_memory_equal(rp.reply, reply, 14);
+    assert_int_equal(rp.verdict, 1);
+    /* the stored value itself holds the reply without the id */
+    uint8_t key[RK_HASH_LEN];
+    rk_keyhash_bytes(f->w->s->kh, "txn-cut-77", 10, key);
+    MDB_val k = {RK_HASH_LEN, key}, v;
+    assert_int_equal(rk_store_get(f->w, RK_CUR_RECENT, &k, &v, "test"), 0);
+    assert_int_equal(v.mv_size, 32 + 8 + 4);
+    assert_memory_equal((const uint8_t *)v.mv_data + 40, "<<>>", 4);
+    rk_store_abort(f->w);
+}
+
+/* Records written before replies were kept without their id (version 1: the
+ * whole reply encrypted) are still answered and labelled. */
+static void test_retry_sealed_v1_record(void **state)
+{
+    fx *f = *state;
+    fx_open(f);
+    const char *id = "txn-old-1", *reply = "old reply for txn-old-1";
+    size_t n = strlen(reply);
+    uint8_t key[RK_HASH_LEN], rec[32 + 64];
+    rk_keyhash_bytes(f->w->s->kh, id, strlen(id), key);
+    /* version, verdict, label, nkeys, reply_len, ts, decided_at, labeled_at */
+    uint32_t reply_len = (uint32_t)n;
+    int64_t ts = T0 - 5, decided_at = T0, labeled_at = 0;
+    memcpy(rec, (uint8_t[]){1, 2, 0, 0}, 4);
+    memcpy(rec + 4, &reply_len, 4);
+    memcpy(rec + 8, &ts, 8);
+    memcpy(rec + 16, &decided_at, 8);
+    memcpy(rec + 24, &labeled_at, 8);
+    memcpy(rec + 32, reply, n);
+    uint8_t nonce[RK_SEAL_NONCE_LEN];
+    memcpy(nonce, key, RK_HASH_LEN);
+    memcpy(nonce + RK_HASH_LEN, &decided_at, 8);
+    rk_keyhash_seal(f->w->s->kh, nonce, rec + 32, n);
+    assert_int_equal(rk_store_begin(f->w, T0), 0);
+    MDB_val k = {RK_HASH_LEN, key}, v = {32 + n, rec};
+    assert_int_equal(rk_store_put_at(f->w, RK_CUR_RECENT, &k, &v, "test"), 0);
+    assert_int_equal(rk_store_commit(f->w), 0);
+
+    rk_replay rp;
+    assert_int_equal(rk_store_begin(f->w, T0 + 1000), 0);
+    assert_int_equal(rk_recent_check(f->w, id, strlen(id), &rp), 0);
+    assert_int_equal(rp.reply_len, n);
+    assert_memory_equal(rp.reply, reply, n);
+    assert_int_equal(rp.verdict, 2);
+    assert_int_equal(rp.ts, T0 - 5);
+    rk_feedback_info fb;
+    assert_int_equal(rk_recent_feedback(f->w, id, strlen(id), RK_LABEL_FRAUD, &fb), 0);
+    assert_int_equal(fb.prev_label, RK_LABEL_NONE);
+    assert_int_equal(fb.verdict, 2);
+    assert_int_equal(rk_store_commit(f->w), 0);
+    /* the label was written into the old record, which still reads */
+    assert_int_equal(rk_store_begin(f->w, T0 + 2000), 0);
+    assert_int_equal(rk_recent_check(f->w, id, strlen(id), &rp), 0);
+    assert_int_equal(rp.label, RK_LABEL_FRAUD);
+    assert_memory_equal(rp.reply, reply, n);
+    rk_store_abort(f->w);
 }
 
 /* ---- dynamic lists ------------------------------------------------------- */
@@ -651,7 +728,7 @@ static void test_batch(void **state)
     assert_int_equal(rk_store_begin(f->w, T0 + 3), 0);
     assert_int_equal(rk_counters_apply(f->w, c, f->txn, T0 + 3, NULL, out), 0);
     assert_int_equal(out[0].i, 3);
-    assert_int_equal(rk_recent_record(f->w, "b-x", 3, 0, T0 + 3, "x", 1), 0);
+    assert_int_equal(rk_recent_record(f->w, "b-x", 3, 0, T0 + 3, "x", 1, RK_RECENT_NO_ID), 0);
     rk_store_abort(f->w);
     assert_int_equal(score(f, c, "b-x", T0 + 4, out, &rp), 0); /* not a retry */
     assert_int_equal(out[0].i, 3);
@@ -1028,8 +1105,8 @@ static void test_backup_restore_and_no_raw_values(void **state)
         assert_false(file_contains(live, raw[i]));
         assert_false(file_contains(path, raw[i]));
     }
-    /* stored replies (which echo the id) are encrypted at rest */
-    assert_false(file_contains(live, "reply:"));
+    /* stored replies keep no id ("TXNID-RAW" above), yet the rest of them is there */
+    assert_true(file_contains(live, "reply:"));
 
     /* restore = open the copy as the data directory */
     f->cfg.dir = f->aux;
@@ -1061,6 +1138,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_out_of_order_and_too_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_definition_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_dedupe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_reply_without_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_sealed_v1_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),

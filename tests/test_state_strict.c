@@ -98,7 +98,7 @@ static int score(rk_store_worker *w, const rk_counters *c, rk_txn *txn, const ch
         return rk_store_commit(w) == 0 ? 1 : RK_ESTORE;
     rk_value out[1];
     if ((rc = rk_counters_apply(w, c, txn, now, NULL, out)) != 0 ||
-        (rc = rk_recent_record(w, id, strlen(id), 0, now, "ok", 2)) != 0) {
+        (rc = rk_recent_record(w, id, strlen(id), 0, now, "ok", 2, RK_RECENT_NO_ID)) != 0) {
         rk_store_abort(w);
         return rc;
     }

@@ -896,6 +896,45 @@ static void test_prefault_concurrent(void **state)
     assert_big(t.c, 3 * PF_RECORDS);
 }
 
+/* A cache not made resident doubles its index as it fills, into tables the
+ * prefaulter made ready (or, when it was too late, into its own): every
+ * record reads back, through several doublings, with the prefaulter run
+ * whenever asked, never, and once too late. */
+static void test_prefault_index(void **state)
+{
+    fx *f = *state;
+    uint8_t key[KLEN], val[24];
+    for (int mode = 0; mode < 3; mode++) {
+        rk_wcache *c = cache_make(state, 200000, false);
+        int asked = 0;
+        for (uint32_t i = 0; i < 40000; i++) {
+            mkkey(i, key);
+            mkval(i, 5, val, sizeof val);
+            put_req(c, 0, key, KLEN, val, sizeof val, 1 + i);
+            if (rk_wcache_prefault_wanted(c)) {
+                asked++;
+                if (mode == 0 || (mode == 2 && i > 2100))
+                    prefault_all(c);
+            }
+            /* mode 2: the table wanted at 3/8 of 4096 slots is made after the
+             * growth at half, and must give way to the next one wanted */
+            if (mode == 2 && i == 2100)
+                assert_true(prefault_all(c) >= 1);
+        }
+        assert_true(asked >= 4); /* 4096 -> 8192 -> ... -> 131072 slots: five doublings */
+        rk_wcache_begin(c);
+        for (uint32_t i = 0; i < 40000; i++) {
+            mkkey(i, key);
+            mkval(i, 5, val, sizeof val);
+            assert_get(c, 0, key, KLEN, val, sizeof val);
+        }
+        rk_wcache_keep(c);
+        assert_int_equal(stats(c).records, 40000);
+        rk_wcache_free(f->c);
+        f->c = NULL;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +953,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefault_index, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,7 +332,8 @@ static int state_commit(rk_worker *w, const rk_ruleset *rs)
             return rc;
     }
     int rc = rk_recent_record(w->sw, w->req.id, w->req.id_len, (int)w->dec.verdict,
-                              w->txn.v[RK_F_TS].i, w->out.buf, w->out.len);
+                              w->txn.v[RK_F_TS].i, w->out.buf, w->out.len,
+                              rk_proto_reply_id_at(w->req.id_len));
     return rc < 0 ? rc : rk_store_commit(w->sw);
 }
 

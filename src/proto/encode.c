@@ -88,6 +88,13 @@ static int done(const rk_outbuf *out)
     return out->overflow ? RK_ETOOBIG : 0;
 }
 
+size_t rk_proto_reply_id_at(size_t id_len)
+{
+    /* fixmap (at most 12 keys), fixstr "id", then the id's str header */
+    size_t str_hdr = id_len < 32 ? 1 : id_len < 256 ? 2 : id_len < 65536 ? 3 : 5;
+    return 1 + 3 + str_hdr;
+}
+
 int rk_proto_encode_reply(rk_outbuf *out, const rk_reply *r)
 {
     msgpack_packer *pk = &out->pk;

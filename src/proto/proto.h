@@ -140,6 +140,9 @@ typedef struct rk_reply {
 
 /* Each returns 0, or RK_ETOOBIG when the reply did not fit. */
 int rk_proto_encode_reply(rk_outbuf *out, const rk_reply *r);
+/* Where rk_proto_encode_reply put the id's bytes (id_len of them): the id is
+ * the first key of the map, so the offset depends on its length alone. */
+size_t rk_proto_reply_id_at(size_t id_len);
 int rk_proto_encode_error(rk_outbuf *out, const char *id, uint32_t id_len, rk_wire_err code,
                           const char *msg);
 /* {"ok": true} */

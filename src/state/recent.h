@@ -64,12 +64,17 @@ int rk_recent_add_key(rk_store_worker *w, uint64_t tag, const uint8_t key[RK_HAS
  * adds nothing and returns 0. RK_ETOOBIG as above. */
 int rk_recent_add_value(rk_store_worker *w, uint64_t tag, const rk_value *v);
 
+#define RK_RECENT_NO_ID UINT32_MAX /* id_at: the reply does not hold the id */
+
 /* Records the decision of id: verdict (the caller's code), its event time ts,
  * the reply bytes (reply_len <= RK_REPLY_MAX, else RK_ETOOBIG) and the keys
- * gathered in this transaction. Overwrites an expired record of the same id.
- * reply must stay valid until commit/abort. RK_EINVAL, RK_ESTORE. */
+ * gathered in this transaction. The reply holds the id's bytes at offset
+ * id_at (RK_EINVAL if not) or, with RK_RECENT_NO_ID, nowhere: they are not
+ * stored, and rk_recent_check puts them back from the retry's own id.
+ * Overwrites an expired record of the same id. reply must stay valid until
+ * commit/abort. RK_EINVAL, RK_ESTORE. */
 int rk_recent_record(rk_store_worker *w, const char *id, size_t len, int verdict, int64_t ts,
-                     const void *reply, size_t reply_len);
+                     const void *reply, size_t reply_len, size_t id_at);
 
 typedef struct rk_feedback_info {
     int label;                 /* the label now recorded */

@@ -104,14 +104,16 @@ void rk_wcache_mark_clean(rk_wcache *c, int n);
  *
  * rk_wcache_prefault keeps a few populated value slabs waiting and, in a
  * cache not made resident, the entry pool populated a few MiB beyond the
- * last entry used: it does one step of that (true) or finds there is nothing
+ * last entry used and the next, doubled index table ready before the index
+ * is half full: it does one step of that (true) or finds there is nothing
  * to do (false). It takes no lock and may run in another thread while the
  * cache's user works (spare slabs pass through atomic slots; populating the
  * pool faults its pages in without writing them); one prefaulting thread at
  * a time.
  *
  * rk_wcache_prefault_wanted returns true once after the cache's user took a
- * spare slab or went further into its pool: the prefaulting thread has work. */
+ * spare slab, went further into its pool or filled 3/8 of its index: the
+ * prefaulting thread has work. */
 bool rk_wcache_prefault(rk_wcache *c);
 bool rk_wcache_prefault_wanted(rk_wcache *c);
 
