@@ -579,7 +579,7 @@ void rk_wcache_prefetch(const rk_wcache *c, int db, const void *key, size_t klen
         __builtin_prefetch(x);
         return;
     }
-    for (uint32_t off = 0; x->val && off < x->len && off < 256; off += 64)
+    for (uint32_t off = 0; x->val && off < x->len && off < 1024; off += 64)
         __builtin_prefetch(x->val + off);
 }
 
