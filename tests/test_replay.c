@@ -147,6 +147,32 @@ static void pack_txn(msgpack_sbuffer *sb, const char *id, const char *account, i
     }
 }
 
+/* The outcome rk_replayer_run gave is what its reply reads as: a fresh
+ * decision's is taken from the worker, not read back from the reply. */
+static void assert_reply_says(const rk_replayer *r, const rk_replay_outcome *o,
+                              const uint8_t *reply, size_t len)
+{
+    rk_replay_outcome p;
+    assert_int_equal(rk_replay_parse_reply(reply, len, rk_replayer_ruleset(r), &p), 0);
+    assert_int_equal(o->kind, p.kind);
+    assert_int_equal(o->verdict, p.verdict);
+    assert_int_equal(o->error, p.error);
+    assert_true(o->score == p.score);
+    assert_int_equal(o->has_model_score, p.has_model_score);
+    if (p.has_model_score)
+        assert_true(o->model_score == p.model_score);
+    assert_int_equal(o->has_shadow_verdict, p.has_shadow_verdict);
+    if (p.has_shadow_verdict)
+        assert_int_equal(o->shadow_verdict, p.shadow_verdict);
+    assert_int_equal(o->degraded, p.degraded);
+    assert_int_equal(o->replayed, p.replayed);
+    assert_int_equal(o->unknown_ids, p.unknown_ids);
+    assert_int_equal(o->nreasons, p.nreasons);
+    assert_int_equal(o->nshadow, p.nshadow);
+    assert_memory_equal(o->reasons, p.reasons, (size_t)p.nreasons * sizeof p.reasons[0]);
+    assert_memory_equal(o->shadow, p.shadow, (size_t)p.nshadow * sizeof p.shadow[0]);
+}
+
 /* Runs one request at event time now and returns its outcome. */
 static const rk_replay_outcome *run(rk_replayer *r, const char *id, const char *account,
                                     int64_t amount, int64_t ts, int64_t now)
@@ -155,7 +181,10 @@ static const rk_replay_outcome *run(rk_replayer *r, const char *id, const char *
     pack_txn(&sb, id, account, amount, ts, NULL);
     rk_replay_set_now(now);
     const rk_replay_outcome *o = NULL;
-    assert_int_equal(rk_replayer_run(r, (const uint8_t *)sb.data, sb.size, &o, NULL, NULL), 0);
+    const uint8_t *reply;
+    size_t len;
+    assert_int_equal(rk_replayer_run(r, (const uint8_t *)sb.data, sb.size, &o, &reply, &len), 0);
+    assert_reply_says(r, o, reply, len);
     msgpack_sbuffer_destroy(&sb);
     return o;
 }

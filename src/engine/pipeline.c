@@ -71,6 +71,7 @@ struct rk_worker {
     int64_t degraded_logged_ns;        /* when this worker last logged a degraded answer */
     float x[RK_FEATURES_MAX];          /* the current request's feature vector */
     int nx;                            /* entries of x computed for it; 0: none */
+    bool decided;                      /* the last reply is a fresh decision, from dec */
     bool has_model_score;              /* the model scored the current request */
     double model_score;                /* its probability, also in the model.score slot */
     double contrib[RK_FEATURES_MAX + 1]; /* explain: every model feature's contribution, bias */
@@ -402,6 +403,7 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
     w->req.id = NULL;
     w->req.id_len = 0;
     w->nx = 0;
+    w->decided = false;
     w->has_model_score = false;
     w->nexplain = -1;
     rk_stats_count_request(w->stats);
@@ -469,7 +471,18 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
     rk_snapshot_count_hits(w->snap, &w->dec);
     rk_stats_count_decision(w->stats, w->dec.verdict, false);
     log_decision(w, rs);
+    w->decided = true;
     return finish(w, reply);
+}
+
+const rk_decision *rk_worker_decision(const rk_worker *w, bool *has_model_score,
+                                      double *model_score)
+{
+    if (!w->decided)
+        return NULL;
+    *has_model_score = w->has_model_score;
+    *model_score = w->model_score;
+    return &w->dec;
 }
 
 size_t rk_pipeline_reject(rk_worker *w, const uint8_t *msg, size_t len, rk_wire_err code,

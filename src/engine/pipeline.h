@@ -43,6 +43,14 @@ size_t rk_pipeline_run(rk_worker *w, const uint8_t *msg, size_t len, bool admin,
  * --emit-features`: what the model saw is what training gets. */
 int rk_worker_features(const rk_worker *w, const float **x);
 
+/* What the last rk_pipeline_run decided, when its reply is a fresh decision
+ * (not an error, a degraded fallback, a replayed retry or another op): the
+ * decision, and the model score the reply carries; NULL otherwise. Valid
+ * until the next request. Lets an in-process caller (the backtest) skip
+ * reading the reply back. */
+const rk_decision *rk_worker_decision(const rk_worker *w, bool *has_model_score,
+                                      double *model_score);
+
 /* An error reply for a request the server refuses without running it
  * (overloaded, malformed envelope), counted in stats like any other. The id
  * is echoed when the body's first max_body bytes yield one. Same lifetime as
