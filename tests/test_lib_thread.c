@@ -1,6 +1,8 @@
 /* lib/thread: names, and the background priorities: SCHED_IDLE for good,
  * nice 10, and the boostable idle thread (boosted back to the normal policy
- * from another thread, settled back to idle by itself). */
+ * from another thread, settled back to idle by itself), and what that thread
+ * becomes where it may not leave SCHED_IDLE (the probe thread drops
+ * CAP_SYS_NICE, which Linux keeps per thread). */
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -8,7 +10,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,9 +30,11 @@ static int policy_of(pthread_t t)
 /* A thread that runs one setup step, then waits for the test's steps. */
 typedef struct probe {
     rk_thread_prio prio;
-    int mode;           /* 0: prio_idle, 1: rk_thread_idle, 2: rk_thread_background */
+    int mode;           /* 0: prio_idle, 1: rk_thread_idle, 2: rk_thread_background,
+                           3/4: prio_idle (stay_idle false/true) without CAP_SYS_NICE */
     atomic_int step;    /* 1: set up; 2: settle asked; 3: settled; 4: exit */
     int nice;           /* its nice value after setup */
+    bool dropped;       /* modes 3/4: CAP_SYS_NICE was dropped */
 } probe;
 
 static void wait_step(probe *p, int want)
@@ -37,11 +43,26 @@ static void wait_step(probe *p, int want)
         sched_yield();
 }
 
+/* Drops CAP_SYS_NICE from the calling thread's effective set; false if
+ * that failed. */
+static bool drop_sys_nice(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0)
+        return false;
+    d[CAP_SYS_NICE / 32].effective &= ~(1u << (CAP_SYS_NICE % 32));
+    return syscall(SYS_capset, &h, d) == 0;
+}
+
 static void *probe_main(void *arg)
 {
     probe *p = arg;
-    if (p->mode == 0)
-        rk_thread_prio_idle(&p->prio, "rk-test-prio");
+    if (p->mode >= 3) {
+        p->dropped = drop_sys_nice();
+        rk_thread_prio_idle(&p->prio, "rk-test-prio", p->mode == 4);
+    } else if (p->mode == 0)
+        rk_thread_prio_idle(&p->prio, "rk-test-prio", false);
     else if (p->mode == 1)
         rk_thread_idle("rk-test-idle");
     else
@@ -125,12 +146,37 @@ static void test_boost_and_settle(void **state)
     finish(&p, t);
 }
 
+/* Without the means to come back: nice 10, or SCHED_IDLE for good; boosting
+ * does nothing either way. (Skipped where RLIMIT_NICE allows nice 0.) */
+static void test_no_way_back(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NICE, &rl), 0);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= 20)
+        skip();
+    for (int stay = 0; stay <= 1; stay++) {
+        probe p;
+        pthread_t t = start(&p, 3 + stay);
+        assert_true(p.dropped);
+        assert_false(atomic_load(&p.prio.idle));
+        assert_int_equal(policy_of(t), stay ? SCHED_IDLE : SCHED_OTHER);
+        if (!stay)
+            assert_int_equal(p.nice, 10);
+        rk_thread_prio_boost(&p.prio);
+        assert_false(atomic_load(&p.prio.boosted));
+        assert_int_equal(policy_of(t), stay ? SCHED_IDLE : SCHED_OTHER);
+        finish(&p, t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_idle),
         cmocka_unit_test(test_boost_and_settle),
+        cmocka_unit_test(test_no_way_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -938,6 +938,7 @@ static void test_checkpoint_assist(void **state)
     /* no assertion while the mutex is held: teardown's close needs it */
     char bad[160] = "";
     pthread_mutex_lock(&f->s->ckpt_run); /* a woken checkpointer waits here */
+    atomic_fetch_add(&f->s->gate_waiters, 1); /* other requests wait: the assist must not yield */
     for (int i = 0; i < 400 && !bad[0]; i++) {
         snprintf(acct, sizeof acct, "acct-%d", i % 10);
         snprintf(id, sizeof id, "a-%d", i);
@@ -950,6 +951,7 @@ static void test_checkpoint_assist(void **state)
             snprintf(bad, sizeof bad, "request %d: %" PRIu64 " dirty records, %" PRIu64
                      " log entries", i, st.cache_dirty, st.wal_entries);
     }
+    atomic_fetch_sub(&f->s->gate_waiters, 1);
     pthread_mutex_unlock(&f->s->ckpt_run);
     if (bad[0])
         fail_msg("%s", bad);
@@ -959,6 +961,87 @@ static void test_checkpoint_assist(void **state)
     fx_open(f);
     set_str(f->txn, RK_F_ACCOUNT, "acct-3");
     assert_int_equal(peek(f, c, 0, T0 + 500), 40);
+    rk_counters_free(c);
+}
+
+/* While a request waits for the store (here: made to look so), a checkpoint
+ * chunk ends after one record and commits it, so the request gets in; the
+ * pass still writes every record, one per transaction. */
+static void test_checkpoint_yields_to_requests(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000;
+    fx_open(f);
+    rk_counters *c = acct_txn_counter();
+    rk_value out[1];
+    rk_replay rp;
+    char acct[32], id[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(acct, sizeof acct, "acct-%d", i);
+        snprintf(id, sizeof id, "y-%d", i);
+        set_str(f->txn, RK_F_ACCOUNT, acct);
+        assert_int_equal(score(f, c, id, T0 + i, out, &rp), 0);
+    }
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.cache_dirty, 40); /* a counter record and a decided one each */
+    uint64_t before = st.checkpoints;
+    atomic_fetch_add(&f->s->gate_waiters, 1);
+    int rc = rk_store_checkpoint(f->s);
+    atomic_fetch_sub(&f->s->gate_waiters, 1);
+    assert_int_equal(rc, 0);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.cache_dirty, 0);
+    assert_int_equal(st.checkpoints - before, 40);
+    /* and without a waiter, chunks of up to 16 */
+    for (int i = 0; i < 20; i++) {
+        snprintf(acct, sizeof acct, "acct-%d", i);
+        snprintf(id, sizeof id, "z-%d", i);
+        set_str(f->txn, RK_F_ACCOUNT, acct);
+        assert_int_equal(score(f, c, id, T0 + 100 + i, out, &rp), 0);
+    }
+    before = st.checkpoints;
+    assert_int_equal(rk_store_checkpoint(f->s), 0);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.cache_dirty, 0);
+    assert_int_equal(st.checkpoints - before, 3);
+    fx_close(f);
+    fx_open(f);
+    set_str(f->txn, RK_F_ACCOUNT, "acct-7");
+    assert_int_equal(peek(f, c, 0, T0 + 500), 2);
+    rk_counters_free(c);
+}
+
+/* The checkpointer thread writes under the normal policy (it holds what
+ * requests wait for) and is back under SCHED_IDLE between chunks, where it
+ * can leave SCHED_IDLE at all. */
+static void test_checkpointer_settles(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 300; /* the next pass is long after the checks below */
+    fx_open(f);
+    rk_counters *c = acct_txn_counter();
+    rk_value out[1];
+    rk_replay rp;
+    set_str(f->txn, RK_F_ACCOUNT, "acct-ck");
+    assert_int_equal(score(f, c, "ck-1", T0, out, &rp), 0);
+    rk_store_stats st;
+    for (int i = 0; i < 400; i++) {
+        assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+        if (st.cache_dirty == 0 && st.checkpoints > 0)
+            break;
+        usleep(5000);
+    }
+    assert_int_equal(st.cache_dirty, 0);
+    usleep(5000); /* past the settle that follows the chunk's commit */
+    rk_thread_prio *p = &f->s->ckpt_prio;
+    assert_false(atomic_load(&p->boosted));
+    if (atomic_load(&p->idle)) {
+        int policy;
+        struct sched_param sp;
+        assert_int_equal(pthread_getschedparam(p->thread, &policy, &sp), 0);
+        assert_int_equal(policy, SCHED_IDLE);
+    }
     rk_counters_free(c);
 }
 
@@ -1151,6 +1234,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery_grows_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_assist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_yields_to_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpointer_settles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syncer_boost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweeper, setup, teardown),

@@ -61,14 +61,21 @@ static bool may_return(void)
     return (d[CAP_SYS_NICE / 32].effective >> (CAP_SYS_NICE % 32)) & 1u;
 }
 
-void rk_thread_prio_idle(rk_thread_prio *p, const char *name)
+void rk_thread_prio_idle(rk_thread_prio *p, const char *name, bool stay_idle)
 {
-    rk_thread_name(name);
     p->thread = pthread_self();
     if (may_return() && set_policy(p->thread, SCHED_IDLE) == 0) {
+        rk_thread_name(name);
         atomic_store(&p->idle, true);
         return;
     }
+    if (stay_idle) {
+        rk_log_debug("%s: stays under SCHED_IDLE (no CAP_SYS_NICE or RLIMIT_NICE to come "
+                     "back from it)", name);
+        rk_thread_idle(name);
+        return;
+    }
+    rk_thread_name(name);
     rk_log_debug("%s: runs at nice %d (no CAP_SYS_NICE or RLIMIT_NICE to come back from "
                  "SCHED_IDLE)", name, BACKGROUND_NICE);
     set_nice(name, BACKGROUND_NICE);

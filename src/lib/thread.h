@@ -9,16 +9,21 @@
  * a thread is preempted by any normal thread that wakes, and a core running
  * only it counts as idle when a woken thread picks a core.
  *
- * But an idle-policy thread gets almost no CPU on a saturated machine, so
- * each use says who does the work then:
+ * But an idle-policy thread gets almost no CPU on a saturated machine, and
+ * while it holds a lock it can be preempted by anything that wakes, so each
+ * use says who does the work then:
  *   rk_thread_idle        the request path takes the work over when it falls
- *                         behind (checkpointer: requests write a chunk;
- *                         prefaulter: requests fault their own memory);
- *   rk_thread_prio_idle   another thread boosts it back to the normal policy
- *                         when its work is overdue (the periodic flush). That
- *                         needs CAP_SYS_NICE or an RLIMIT_NICE of 20 (Linux
- *                         lets a thread leave SCHED_IDLE only then); without
- *                         either, the thread runs at nice 10 instead;
+ *                         behind (prefaulter: requests fault their own
+ *                         memory);
+ *   rk_thread_prio_idle   the thread is boosted back to the normal policy:
+ *                         by another thread when its work is overdue (the
+ *                         periodic flush), or by itself while it holds a lock
+ *                         requests wait for (the checkpointer, whose chunks
+ *                         the request path also takes over when it falls
+ *                         behind). Leaving SCHED_IDLE needs CAP_SYS_NICE or
+ *                         an RLIMIT_NICE of 20; without either the flush runs
+ *                         at nice 10 and the checkpointer stays under
+ *                         SCHED_IDLE, unboosted;
  *   rk_thread_background  nice 10 (the decision-log writer, whose ring the
  *                         request path cannot drain). */
 #ifndef RK_THREAD_H
@@ -47,8 +52,10 @@ typedef struct rk_thread_prio {
 } rk_thread_prio;
 
 /* Called by the thread itself: names it and moves it to SCHED_IDLE when it
- * may come back (else nice 10). p must be zeroed before. */
-void rk_thread_prio_idle(rk_thread_prio *p, const char *name);
+ * may come back. Where it may not, boosting does nothing and it runs at
+ * nice 10, or with stay_idle under SCHED_IDLE for good. p must be zeroed
+ * before. */
+void rk_thread_prio_idle(rk_thread_prio *p, const char *name, bool stay_idle);
 
 /* From any thread: the normal policy now, if p is idle and not yet boosted.
  * Cheap when there is nothing to do (one atomic load). */

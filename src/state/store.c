@@ -3,7 +3,8 @@
  *
  * Locking. Three locks, always taken in this order:
  *   gate     (mutex)  held by the worker that has the write transaction open,
- *                     from rk_store_begin to commit/abort. LMDB would serialise
+ *                     from rk_store_begin to commit/abort (a request spins
+ *                     briefly for it before sleeping; see gate_enter). LMDB would serialise
  *                     writers anyway; holding our own lock as well means that
  *                     when the map must grow, no other writer can slip in
  *                     between aborting the transaction and re-running it, so
@@ -83,6 +84,7 @@
 
 #define GROW_ATTEMPTS 16        /* doublings tried for one transaction before giving up */
 #define SYNC_RETRY_MS 10        /* pause after a failed fsync before trying again */
+#define GATE_SPIN_NS 50000     /* how long a request spins for gate before it sleeps */
 
 static int worker_create(rk_store *s, int batch_max, rk_store_worker **out);
 static int commit_now(rk_store_worker *w);
@@ -248,6 +250,38 @@ static int begin_txn(rk_store_worker *w)
     return RK_ESTORE;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* A request takes gate. When it is held (the checkpointer's chunk, mostly),
+ * the request is counted in gate_waiters, which makes background work end
+ * its chunk early, and spins for up to GATE_SPIN_NS before sleeping: the
+ * hand-over through a futex wake cost a request 25-30 us on this VM, longer
+ * than the rest of the wait (measured at 5,000 req/s: one request in ten
+ * found gate held, ~45 us on average). */
+static void gate_enter(rk_store *s)
+{
+    if (pthread_mutex_trylock(&s->gate) == 0)
+        return;
+    atomic_fetch_add(&s->gate_waiters, 1);
+    int64_t until = rk_clock_ns() + GATE_SPIN_NS;
+    bool got = false;
+    while (!got && rk_clock_ns() < until) {
+        for (int i = 0; i < 32; i++)
+            cpu_relax();
+        got = pthread_mutex_trylock(&s->gate) == 0;
+    }
+    if (!got)
+        pthread_mutex_lock(&s->gate);
+    atomic_fetch_sub(&s->gate_waiters, 1);
+}
+
 void rk_store_yield(rk_store *s)
 {
     /* up to ~1 ms, so background work still progresses under constant load */
@@ -312,7 +346,7 @@ static void *sync_main(void *arg)
     if (strict)
         rk_thread_name("rk-sync");
     else
-        rk_thread_prio_idle(&s->sync_prio, "rk-sync");
+        rk_thread_prio_idle(&s->sync_prio, "rk-sync", false);
     pthread_mutex_lock(&s->sync_mu);
     while (!s->stopping) {
         struct timespec dl;
@@ -800,13 +834,10 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
         return 0;
     }
     rk_store *s = w->s;
-    if (!w->nowait) { /* a request (background workers are nowait): counted while it waits */
-        atomic_fetch_add(&s->gate_waiters, 1);
+    if (!w->nowait) /* a request (background workers are nowait) */
+        gate_enter(s);
+    else
         pthread_mutex_lock(&s->gate);
-        atomic_fetch_sub(&s->gate_waiters, 1);
-    } else {
-        pthread_mutex_lock(&s->gate);
-    }
     pthread_rwlock_rdlock(&s->maplock);
     w->locked = true;
     w->dirty = false;

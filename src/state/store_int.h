@@ -77,6 +77,7 @@ struct rk_store {
                                      headroom the next one is given before it starts */
 
     pthread_mutex_t ckpt_run;     /* one checkpoint at a time (thread, sweep or close) */
+    rk_thread_prio ckpt_prio;     /* the checkpointer: SCHED_IDLE, normal while it holds gate */
     pthread_mutex_t ckpt_mu;      /* guards ckpt_wake waits */
     pthread_cond_t ckpt_wake;     /* wakes the checkpointer early (dirty records piling up, close) */
     bool ckpt_kick;               /* wake now: dirty records passed half the cache (under ckpt_mu) */
