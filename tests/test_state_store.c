@@ -964,47 +964,49 @@ static void test_checkpoint_assist(void **state)
     rk_counters_free(c);
 }
 
+/* Twenty requests, one per account acct-0..19, ids prefix-0..19 at T0 + t. */
+static void score_twenty(fx *f, const rk_counters *c, const char *prefix, int64_t t)
+{
+    char acct[32], id[32];
+    rk_value out[1];
+    rk_replay rp;
+    for (int i = 0; i < 20; i++) {
+        snprintf(acct, sizeof acct, "acct-%d", i);
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        set_str(f->txn, RK_F_ACCOUNT, acct);
+        assert_int_equal(score(f, c, id, T0 + t + i, out, &rp), 0);
+    }
+}
+
+/* A checkpoint pass, which must leave nothing dirty; returns its transactions. */
+static uint64_t checkpoint_chunks(fx *f)
+{
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    uint64_t before = st.checkpoints;
+    assert_int_equal(rk_store_checkpoint(f->s), 0);
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.cache_dirty, 0);
+    return st.checkpoints - before;
+}
+
 /* While a request waits for the store (here: made to look so), a checkpoint
  * chunk ends after one record and commits it, so the request gets in; the
- * pass still writes every record, one per transaction. */
+ * pass still writes every record, one per transaction. Without a waiter,
+ * chunks of up to 16. */
 static void test_checkpoint_yields_to_requests(void **state)
 {
     fx *f = *state;
     f->cfg.checkpoint_ms = 3600 * 1000;
     fx_open(f);
     rk_counters *c = acct_txn_counter();
-    rk_value out[1];
-    rk_replay rp;
-    char acct[32], id[32];
-    for (int i = 0; i < 20; i++) {
-        snprintf(acct, sizeof acct, "acct-%d", i);
-        snprintf(id, sizeof id, "y-%d", i);
-        set_str(f->txn, RK_F_ACCOUNT, acct);
-        assert_int_equal(score(f, c, id, T0 + i, out, &rp), 0);
-    }
-    rk_store_stats st;
-    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
-    assert_int_equal(st.cache_dirty, 40); /* a counter record and a decided one each */
-    uint64_t before = st.checkpoints;
+    score_twenty(f, c, "y", 0); /* a counter record and a decided one each */
     atomic_fetch_add(&f->s->gate_waiters, 1);
-    int rc = rk_store_checkpoint(f->s);
+    uint64_t chunks = checkpoint_chunks(f);
     atomic_fetch_sub(&f->s->gate_waiters, 1);
-    assert_int_equal(rc, 0);
-    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
-    assert_int_equal(st.cache_dirty, 0);
-    assert_int_equal(st.checkpoints - before, 40);
-    /* and without a waiter, chunks of up to 16 */
-    for (int i = 0; i < 20; i++) {
-        snprintf(acct, sizeof acct, "acct-%d", i);
-        snprintf(id, sizeof id, "z-%d", i);
-        set_str(f->txn, RK_F_ACCOUNT, acct);
-        assert_int_equal(score(f, c, id, T0 + 100 + i, out, &rp), 0);
-    }
-    before = st.checkpoints;
-    assert_int_equal(rk_store_checkpoint(f->s), 0);
-    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
-    assert_int_equal(st.cache_dirty, 0);
-    assert_int_equal(st.checkpoints - before, 3);
+    assert_int_equal(chunks, 40);
+    score_twenty(f, c, "z", 100);
+    assert_int_equal(checkpoint_chunks(f), 3);
     fx_close(f);
     fx_open(f);
     set_str(f->txn, RK_F_ACCOUNT, "acct-7");
