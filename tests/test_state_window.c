@@ -1,7 +1,8 @@
 /* Window arithmetic and distinct counting, without LMDB: bucket geometry and
  * edges, long gaps, out-of-order and too-old events, a brute-force check that
  * no event inside the window is ever missed, exact distinct counts up to 64
- * and the HyperLogLog estimate beyond, within its stated error. */
+ * and the HyperLogLog estimate beyond, within its stated error, and rings
+ * stored sparse. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,9 +227,76 @@ static void test_distinct_estimate(void **state)
     assert_int_equal(rk_hll_estimate(empty), 0);
 }
 
+/* A dense ring state: header and nslots values. */
+static size_t dense_ring(int64_t *buf, int nslots, const int64_t *vals)
+{
+    rk_crec_hdr h = {.version = RK_CREC_VERSION, .kind = RK_CREC_RING, .nslots = (uint8_t)nslots,
+                     .width = 1000, .newest = 12345};
+    memcpy(buf, &h, sizeof h);
+    memcpy((uint8_t *)buf + sizeof h, vals, (size_t)nslots * sizeof *vals);
+    return sizeof h + (size_t)nslots * sizeof *vals;
+}
+
+/* Packing keeps every slot (read back through rk_ring_unpack, also from an
+ * unaligned copy), is used only when shorter, and leaves dense states as
+ * they are readable; malformed sparse states are refused. */
+static void test_ring_sparse(void **state)
+{
+    (void)state;
+    uint64_t seed = 11;
+    int64_t vals[RK_WINDOW_SLOTS_MAX], dense[64], packed[64], back[64];
+    uint8_t unaligned[600];
+    for (int round = 0; round < 2000; round++) {
+        int nslots = 31 + round % 2;
+        int want = (int)(splitmix(&seed) % (uint64_t)(nslots + 1)); /* non-zero slots */
+        memset(vals, 0, sizeof vals);
+        for (int k = 0; k < want; k++)
+            vals[splitmix(&seed) % (uint64_t)nslots] = (int64_t)(splitmix(&seed) % 1000) - 500;
+        int nz = 0;
+        for (int i = 0; i < nslots; i++)
+            nz += vals[i] != 0;
+        size_t len = dense_ring(dense, nslots, vals);
+        memcpy(packed, dense, len);
+        size_t plen = rk_ring_pack(packed, len);
+        size_t sparse = sizeof(rk_crec_hdr) + (size_t)((nz + 7) & ~7) + (size_t)nz * 8;
+        assert_int_equal(plen, sparse < len ? sparse : len);
+        assert_int_equal(((rk_crec_hdr *)packed)->kind,
+                         sparse < len ? RK_CREC_RING_SPARSE : RK_CREC_RING);
+        memcpy(unaligned + 1, packed, plen);
+        memset(back, 0x5a, sizeof back);
+        assert_int_equal(rk_ring_unpack(unaligned + 1, plen, back), len);
+        assert_memory_equal(back, dense, len);
+    }
+    /* a quiet entity: one payment in a 31-bucket ring, 24 + 8 + 8 bytes */
+    memset(vals, 0, sizeof vals);
+    vals[7] = 1;
+    size_t len = dense_ring(dense, 31, vals);
+    assert_int_equal(rk_ring_pack(dense, len), sizeof(rk_crec_hdr) + 16);
+    /* other kinds are not rings */
+    rk_crec_hdr *h = (rk_crec_hdr *)packed;
+    len = dense_ring(packed, 31, vals);
+    h->kind = RK_CREC_EXACT;
+    assert_int_equal(rk_ring_pack(packed, len), len);
+    assert_int_equal(rk_ring_unpack(packed, len, back), 0);
+    /* malformed sparse states */
+    len = dense_ring(packed, 31, vals);
+    size_t plen = rk_ring_pack(packed, len);
+    assert_int_equal(rk_ring_unpack(packed, plen - 8, back), 0);      /* short */
+    uint8_t *idx = (uint8_t *)packed + sizeof(rk_crec_hdr);
+    idx[0] = 31;                                                        /* slot out of the ring */
+    assert_int_equal(rk_ring_unpack(packed, plen, back), 0);
+    idx[0] = 7;
+    h->nexact = 32;                                                     /* more than nslots */
+    assert_int_equal(rk_ring_unpack(packed, plen, back), 0);
+    h->nexact = 1;
+    assert_int_equal(rk_ring_unpack(packed, plen, back), len);
+    assert_int_equal(rk_ring_unpack(packed, 3, back), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_sparse),
         cmocka_unit_test(test_geometry),
         cmocka_unit_test(test_bucket_floor),
         cmocka_unit_test(test_edges_and_gaps),

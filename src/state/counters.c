@@ -354,8 +354,12 @@ static int group_update(rk_store_worker *w, const rk_counters *c, const cgroup *
             if (old[j].id != cd->id)
                 continue;
             taken[j] = true;
-            memcpy(body, old[j].p, old[j].len);
-            len = old[j].len;
+            if (cd->def.agg == RK_AGG_DISTINCT) {
+                memcpy(body, old[j].p, old[j].len);
+                len = old[j].len;
+            } else {
+                len = rk_ring_unpack(old[j].p, old[j].len, body); /* 0: undecodable */
+            }
             if (!state_fits(body, len, cd)) { /* as above: the identity fixes the shape */
                 rk_log_warn("state: counter '%s': discarding an undecodable state",
                             cd->def.name);
@@ -371,6 +375,8 @@ static int group_update(rk_store_worker *w, const rk_counters *c, const cgroup *
                                     &values[m]);
         if (len == 0)
             continue; /* never counted anything: nothing to keep */
+        if (cd->def.agg != RK_AGG_DISTINCT)
+            len = rk_ring_pack(body, len); /* stored sparse when that is shorter */
         rk_grec_entry e = {cd->id, (uint32_t)len, 0};
         memcpy(rec + used, &e, sizeof e);
         memset(body + len, 0, pad8(len) - len);

@@ -13,6 +13,8 @@
  *         {u64 counter identity, u32 body length, u32 zero} body, padded to 8
  *       Each body is a counter state: a 24-byte header, then by kind
  *   RING   int64 slots[nslots]                      count and sum
+ *   RING_SPARSE  u8 slot[nexact] (zero-padded to 8), int64 value[nexact]:
+ *          the non-zero slots of a RING, stored so when that is shorter
  *   EXACT  {u64 value hash, i64 bucket}[nexact]     distinct, <= 64 live values
  *   HLL    u8 regs[nslots][RK_HLL_BYTES]            distinct, beyond 64 values
  *       A counter finds its state by its identity (rk_counters_id): a
@@ -45,13 +47,14 @@ enum {
     RK_CREC_RING = 1,  /* int64 per bucket */
     RK_CREC_EXACT = 2, /* value hashes with last-seen bucket */
     RK_CREC_HLL = 3,   /* a HyperLogLog sketch per bucket */
+    RK_CREC_RING_SPARSE = 4, /* a RING's non-zero slots (rk_ring_pack) */
 };
 
 typedef struct rk_crec_hdr {
     uint8_t version; /* RK_CREC_VERSION */
     uint8_t kind;    /* RK_CREC_* */
     uint8_t nslots;  /* ring size R of the window */
-    uint8_t nexact;  /* RK_CREC_EXACT: entries that follow */
+    uint8_t nexact;  /* RK_CREC_EXACT, RK_CREC_RING_SPARSE: entries that follow */
     uint32_t pad;    /* zero */
     int64_t width;   /* bucket width in ms (lets the sweeper judge idleness without the definition) */
     int64_t newest;  /* newest bucket seen */
@@ -88,6 +91,15 @@ typedef struct rk_grec_entry {
  * at max(newest, b). Returns whether rec changed (and *len with it). */
 bool rk_distinct_apply(void *rec, size_t *len, const rk_window *win, int64_t b, bool add,
                        uint64_t vh, int64_t *value);
+
+/* Rings at rest (ring.c). rk_ring_pack turns the dense ring state in rec
+ * (aligned, *len bytes) into its sparse form in place when that is shorter
+ * and returns the state's length; any other state is left as it is.
+ * rk_ring_unpack expands a stored ring state, dense or sparse (possibly
+ * unaligned), into the dense form at out (aligned, room for RK_CREC_MAX)
+ * and returns its length, or 0 when in is not a well-formed ring state. */
+size_t rk_ring_pack(void *rec, size_t len);
+size_t rk_ring_unpack(const void *in, size_t len, void *out);
 
 /* HyperLogLog estimate from 256 merged 4-bit registers (exposed for tests). */
 int64_t rk_hll_estimate(const uint8_t *regs);
