@@ -899,12 +899,13 @@ static void test_prefault_concurrent(void **state)
 /* A cache not made resident doubles its index as it fills, into tables the
  * prefaulter made ready (or, when it was too late, into its own): every
  * record reads back, through several doublings, with the prefaulter run
- * whenever asked, never, and once too late. */
+ * whenever asked, never, once too late and then whenever asked, and once
+ * too late only. */
 static void test_prefault_index(void **state)
 {
     fx *f = *state;
     uint8_t key[KLEN], val[24];
-    for (int mode = 0; mode < 3; mode++) {
+    for (int mode = 0; mode < 4; mode++) {
         rk_wcache *c = cache_make(state, 200000, false);
         int asked = 0;
         for (uint32_t i = 0; i < 40000; i++) {
@@ -916,9 +917,11 @@ static void test_prefault_index(void **state)
                 if (mode == 0 || (mode == 2 && i > 2100))
                     prefault_all(c);
             }
-            /* mode 2: the table wanted at 3/8 of 4096 slots is made after the
-             * growth at half, and must give way to the next one wanted */
-            if (mode == 2 && i == 2100)
+            /* modes 2, 3: the table wanted at 3/8 of 4096 slots is made after
+             * the growth at half, and must give way to the next one wanted
+             * (2) or be passed over by the next growth, which needs twice
+             * its size (3) */
+            if (mode >= 2 && i == 2100)
                 assert_true(prefault_all(c) >= 1);
         }
         assert_true(asked >= 4); /* 4096 -> 8192 -> ... -> 131072 slots: five doublings */
@@ -933,6 +936,32 @@ static void test_prefault_index(void **state)
         rk_wcache_free(f->c);
         f->c = NULL;
     }
+}
+
+/* The same with a thread prefaulting as the store runs it, while the index
+ * doubles under it. */
+static void test_prefault_index_concurrent(void **state)
+{
+    pf_thread t = {.c = cache_make(state, 200000, false)};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pf_main, &t), 0);
+    uint8_t key[KLEN], val[24];
+    for (uint32_t i = 0; i < 40000; i++) {
+        mkkey(i, key);
+        mkval(i, 5, val, sizeof val);
+        put_req(t.c, 0, key, KLEN, val, sizeof val, 1 + i);
+        if (rk_wcache_prefault_wanted(t.c))
+            atomic_fetch_add(&t.kicks, 1);
+    }
+    atomic_store(&t.stop, true);
+    pthread_join(th, NULL);
+    rk_wcache_begin(t.c);
+    for (uint32_t i = 0; i < 40000; i++) {
+        mkkey(i, key);
+        mkval(i, 5, val, sizeof val);
+        assert_get(t.c, 0, key, KLEN, val, sizeof val);
+    }
+    rk_wcache_keep(t.c);
 }
 
 int main(void)
@@ -954,6 +983,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefault_index_concurrent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

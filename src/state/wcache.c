@@ -110,8 +110,7 @@ struct rk_wcache {
     atomic_size_t pool_want;       /* pool bytes that should be populated (user's) */
     size_t pool_done;              /* pool bytes populated (prefaulter's) */
     atomic_size_t idx_want;        /* bytes of the next, doubled table; 0 when not wanted */
-    _Atomic(uint64_t *) spare_idx; /* populated table of spare_idx_bytes, NULL when taken */
-    size_t spare_idx_bytes;        /* written before spare_idx is published */
+    atomic_uintptr_t spare_idx;    /* a populated table and its size (spare_pack), 0 when taken */
 };
 
 /* ---- memory -------------------------------------------------------------- */
@@ -135,6 +134,21 @@ static void big_free(void *p, size_t n)
 {
     if (p)
         munmap(p, n);
+}
+
+/* A spare index table passes between threads with its size in one atomic
+ * word, so whoever takes it knows what it took: tables are page-aligned and
+ * a power of two bytes long, and the low bits hold log2 of the size. */
+static uintptr_t spare_pack(uint64_t *t, size_t bytes)
+{
+    return (uintptr_t)t | (uintptr_t)__builtin_ctzll((unsigned long long)bytes);
+}
+
+static uint64_t *spare_take(rk_wcache *c, size_t *bytes)
+{
+    uintptr_t v = atomic_exchange(&c->spare_idx, 0);
+    *bytes = (size_t)1 << (v & 63);
+    return (uint64_t *)(v & ~(uintptr_t)63);
 }
 
 /* ---- values -------------------------------------------------------------- */
@@ -295,9 +309,10 @@ static void index_remove(rk_wcache *c, uint32_t i)
 static int grow_index(rk_wcache *c)
 {
     size_t n = ((size_t)c->mask + 1) * 2, bytes = n * sizeof *c->idx;
-    uint64_t *t = atomic_exchange(&c->spare_idx, NULL);
-    if (t && c->spare_idx_bytes != bytes) {
-        big_free(t, c->spare_idx_bytes); /* made for a growth that did not wait for it */
+    size_t spare_bytes = 0;
+    uint64_t *t = spare_take(c, &spare_bytes);
+    if (t && spare_bytes != bytes) {
+        big_free(t, spare_bytes); /* made for a growth that did not wait for it */
         t = NULL;
     }
     if (!t)
@@ -519,7 +534,8 @@ void rk_wcache_free(rk_wcache *c)
     }
     for (int i = 0; i < SPARES; i++)
         big_free(atomic_load(&c->spare[i]), SLAB_BYTES);
-    big_free(atomic_load(&c->spare_idx), c->spare_idx_bytes);
+    size_t spare_bytes = 0;
+    big_free(spare_take(c, &spare_bytes), spare_bytes);
     big_free(c->e, c->e_bytes);
     big_free(c->idx, c->idx_bytes);
     free(c->undo);
@@ -719,17 +735,17 @@ bool rk_wcache_prefault(rk_wcache *c)
     }
     size_t iw = atomic_load_explicit(&c->idx_want, memory_order_relaxed);
     if (iw && atomic_compare_exchange_strong(&c->idx_want, &iw, 0)) {
-        uint64_t *t = atomic_exchange(&c->spare_idx, NULL);
-        if (t && c->spare_idx_bytes != iw) {
-            big_free(t, c->spare_idx_bytes); /* made for a growth that did not wait for it */
+        size_t spare_bytes = 0;
+        uint64_t *t = spare_take(c, &spare_bytes);
+        if (t && spare_bytes != iw) {
+            big_free(t, spare_bytes); /* made for a growth that did not wait for it */
             t = NULL;
         }
         if (!t && (t = big_alloc(iw, false)) != NULL)
             memset(t, 0, iw); /* private until published, as a slab */
         if (!t)
             return false;
-        c->spare_idx_bytes = iw;
-        atomic_store(&c->spare_idx, t);
+        atomic_store(&c->spare_idx, spare_pack(t, iw));
         return true;
     }
     /* The pool is shared with the user: populating faults pages in without
