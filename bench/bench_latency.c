@@ -14,6 +14,7 @@
  * the median over rounds of the p50 and p99 ratios riskd/echo, the figures the
  * budget in DESIGN.md section 8 is written in. */
 #include <getopt.h>
+#include <sched.h>
 #include "bench_util.h"
 #include "lib/clock.h"
 
@@ -25,6 +26,7 @@ typedef struct opts {
     int rounds;         /* alternating echo/riskd rounds */
     int json;           /* print one JSON object */
     const char *config; /* riskd.yaml for riskd (-c), or NULL */
+    const char *pin;    /* --pin: the CPU the echo and riskd run on, or NULL */
 } opts;
 
 
@@ -71,19 +73,20 @@ static void run_round(target *t, msgpack_sbuffer *msgs, const opts *o, int recor
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_latency [--riskd PATH] [--rules FILE] [--config YAML] [--rate R] "
-               "[--n N] [--rounds K] [--json]\n"
+               "[--n N] [--rounds K] [--pin CPU] [--json]\n"
                "--rate 0 sends back-to-back (each request as the previous reply arrives).\n"
                "--config starts riskd with -c YAML (flags still set rules, endpoints, data).\n"
+               "--pin runs the echo and riskd (--cpus) on that CPU; the client runs anywhere.\n"
                "REQ lockstep latency over TCP loopback: riskd vs a bare ZeroMQ echo.\n");
 }
 
 int main(int argc, char **argv)
 {
-    opts o = {"build/riskd", "rules/default.yaml", 2000, 5000, 5, 0, NULL};
+    opts o = {"build/riskd", "rules/default.yaml", 2000, 5000, 5, 0, NULL, NULL};
     static const struct option lo[] = {
         {"riskd", 1, 0, 'd'}, {"rules", 1, 0, 'r'}, {"rate", 1, 0, 'R'}, {"n", 1, 0, 'n'},
         {"rounds", 1, 0, 'k'}, {"json", 0, 0, 'j'}, {"config", 1, 0, 'c'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        {"pin", 1, 0, 'p'},    {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     for (int c; (c = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
         switch (c) {
         case 'd': o.riskd = optarg; break;
@@ -93,6 +96,13 @@ int main(int argc, char **argv)
         case 'k': o.rounds = atoi(optarg); break;
         case 'j': o.json = 1; break;
         case 'c': o.config = optarg; break;
+        case 'p':
+            if (!optarg[0] || optarg[strspn(optarg, "0123456789")] || strlen(optarg) > 4) {
+                fprintf(stderr, "bench_latency: --pin wants a CPU number, got '%s'\n", optarg);
+                return 2;
+            }
+            o.pin = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -106,8 +116,18 @@ int main(int argc, char **argv)
     snprintf(echo.endpoint, sizeof echo.endpoint, "tcp://127.0.0.1:%d", bench_free_port());
     snprintf(riskd.endpoint, sizeof riskd.endpoint, "tcp://127.0.0.1:%d", bench_free_port());
     pid_t echo_pid = fork();
-    if (echo_pid == 0)
+    if (echo_pid == 0) {
+        if (o.pin) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(atoi(o.pin), &set);
+            if (sched_setaffinity(0, sizeof set, &set) != 0) {
+                perror("bench_latency: echo: --pin");
+                _exit(1);
+            }
+        }
         bench_echo_serve("bench_latency", echo.endpoint);
+    }
 
     char tmpdir[] = "/tmp/rk-bench-XXXXXX";
     if (!mkdtemp(tmpdir)) {
@@ -116,9 +136,18 @@ int main(int argc, char **argv)
     }
     char admin[128];
     snprintf(admin, sizeof admin, "ipc://%s/admin.sock", tmpdir);
-    char *rargv[] = {(char *)o.riskd, "--rules", (char *)o.rules, "--endpoint", riskd.endpoint,
-                     "--admin-endpoint", admin, "--data-dir", tmpdir, "--log-level", "warn",
-                     o.config ? "-c" : NULL, (char *)o.config, NULL};
+    char *rargv[16] = {(char *)o.riskd, "--rules", (char *)o.rules, "--endpoint", riskd.endpoint,
+                       "--admin-endpoint", admin, "--data-dir", tmpdir, "--log-level", "warn"};
+    int ra = 11;
+    if (o.pin) {
+        rargv[ra++] = "--cpus";
+        rargv[ra++] = (char *)o.pin;
+    }
+    if (o.config) {
+        rargv[ra++] = "-c";
+        rargv[ra++] = (char *)o.config;
+    }
+    rargv[ra] = NULL;
     void *ctx = zmq_ctx_new();
     pid_t riskd_pid = bench_start_riskd(rargv, ctx, riskd.endpoint);
 
@@ -154,9 +183,9 @@ int main(int argc, char **argv)
         printf("{\"rate\": %.0f, \"n\": %d, \"rounds\": %d, \"msg_bytes\": %zu, "
                "\"echo\": {\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}, "
                "\"riskd\": {\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f}, "
-               "\"p50_ratio\": %.3f, \"p99_ratio\": %.3f}\n",
+               "\"p50_ratio\": %.3f, \"p99_ratio\": %.3f, \"pin\": %s}\n",
                o.rate, o.n, o.rounds, msgs[0].size, pe.p50, pe.p90, pe.p99, pe.p999, pe.max, pr.p50,
-               pr.p90, pr.p99, pr.p999, pr.max, m50, m99);
+               pr.p90, pr.p99, pr.p999, pr.max, m50, m99, o.pin ? o.pin : "null");
     } else {
         char rate[64];
         snprintf(rate, sizeof rate, o.rate > 0 ? "%.0f req/s" : "back-to-back", o.rate);

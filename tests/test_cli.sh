@@ -282,8 +282,10 @@ else
     EP="tcp://127.0.0.1:$PORT"
     ADMIN="ipc://$TMP/admin.sock"
     cp $F/good.yaml "$TMP/rules.yaml" # a copy, so that a reload can find it broken
+    # pinned to the first CPU this test may use: every riskd thread must stay there
+    CPU=$(awk '/^Cpus_allowed_list/ {split($2, a, /[-,]/); print a[1]}' /proc/self/status)
     "$RISKD" --rules "$TMP/rules.yaml" --data-dir "$TMP/data" --endpoint "$EP" \
-        --admin-endpoint "$ADMIN" --workers 1 2>"$TMP/riskd.log" &
+        --admin-endpoint "$ADMIN" --workers 1 --cpus "$CPU" 2>"$TMP/riskd.log" &
     RISKD_PID=$!
     # Wait for riskd to answer (each ping waits up to 200 ms), at most ~20 s.
     up=
@@ -300,6 +302,14 @@ else
         ERR=$(cat "$TMP/riskd.log")
         fail "riskd did not answer a ping"
     else
+        t "live: --cpus confines every thread"
+        for st in /proc/"$RISKD_PID"/task/*/status; do
+            got=$(awk '/^Cpus_allowed_list/ {print $2}' "$st")
+            [[ $got == "$CPU" ]] || fail "$st: Cpus_allowed_list $got, not $CPU"
+        done
+        n=$(ls /proc/"$RISKD_PID"/task | wc -l)
+        (( n >= 4 )) || fail "only $n threads: the store's and ZeroMQ's were not started yet"
+
         t "live: ping"
         run "$RISKCTL" ping --endpoint "$EP"
         rc_is 0

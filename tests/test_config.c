@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +408,108 @@ static void test_command_line(void **state)
     assert_int_equal(d.col, 1);
 }
 
+typedef struct pin_probe {
+    const rk_config *c;
+    rk_diag d;
+    int rc;          /* rk_config_pin's */
+    int count;       /* CPUs the thread may run on afterwards */
+    int on_first;    /* the lowest of them */
+    int child_count; /* the same, for a thread it started */
+} pin_probe;
+
+static void *count_main(void *arg)
+{
+    cpu_set_t set;
+    *(int *)arg = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
+    return NULL;
+}
+
+static void *pin_main(void *arg)
+{
+    pin_probe *p = arg;
+    p->rc = rk_config_pin(p->c, &p->d);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return NULL;
+    p->count = CPU_COUNT(&set);
+    p->on_first = -1;
+    for (int i = 0; i < CPU_SETSIZE && p->on_first < 0; i++)
+        if (CPU_ISSET(i, &set))
+            p->on_first = i;
+    pthread_t t;
+    if (pthread_create(&t, NULL, count_main, &p->child_count) == 0)
+        pthread_join(t, NULL);
+    return NULL;
+}
+
+static bool cpu_in(const rk_config *c, int i)
+{
+    return c->cpus[i / 8] & (1u << (i % 8));
+}
+
+/* `cpus`: a CPU list, in the file or as --cpus; it sets the default number
+ * of workers; and pinning confines the thread, and the threads it starts. */
+static void test_cpus(void **state)
+{
+    (void)state;
+    rk_config c;
+    rk_diag d;
+    bool help;
+    assert_int_equal(args(&c, &help, &d, 2, "--cpus", "0-2,5,7-7"), 0);
+    assert_int_equal(c.ncpus, 5);
+    assert_true(cpu_in(&c, 0) && cpu_in(&c, 1) && cpu_in(&c, 2) && cpu_in(&c, 5) &&
+                cpu_in(&c, 7));
+    assert_false(cpu_in(&c, 3) || cpu_in(&c, 6) || cpu_in(&c, 8));
+    assert_int_equal(c.workers, 5); /* one per CPU given */
+    assert_int_equal(args(&c, &help, &d, 4, "--cpus", "1", "--workers", "3"), 0);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(args(&c, &help, &d, 4, "--cpus", "1", "--durability", "strict"), 0);
+    assert_int_equal(c.workers, RK_STRICT_WORKERS);
+    const char *bad[] = {"", "x", "1,", "3-1", "-1", "1024", "0-1024", "1 2", "1,,2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(args(&c, &help, &d, 2, "--cpus", bad[i]), RK_EINVAL);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "--cpus: expected a CPU list such as \"1\", \"0,2\" or \"0-3\", got '%s'",
+                 bad[i]);
+        assert_string_equal(diag_text(&d), want);
+    }
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_load(&c, write_file("cpus.yaml", "cpus: 0\n"), &d), 0);
+    assert_int_equal(c.ncpus, 1);
+    assert_true(cpu_in(&c, 0));
+    assert_int_equal(rk_config_load(&c, write_file("cpus2.yaml", "cpus: 2-1\n"), &d), RK_ETYPE);
+    assert_int_equal(d.line, 1);
+    assert_int_equal(d.col, 7);
+
+    /* pinning, in a thread of its own (it confines the caller) */
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+    int first = -1;
+    for (int i = 0; i < CPU_SETSIZE && first < 0; i++)
+        if (CPU_ISSET(i, &mine))
+            first = i;
+    char one[16];
+    snprintf(one, sizeof one, "%d", first);
+    assert_int_equal(args(&c, &help, &d, 2, "--cpus", one), 0);
+    pin_probe pp = {.c = &c};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pin_main, &pp), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(pp.rc, 0);
+    assert_int_equal(pp.count, 1);
+    assert_true(pp.on_first == first);
+    assert_int_equal(pp.child_count, 1); /* a thread it starts inherits it */
+    rk_config_defaults(&c);
+    assert_int_equal(rk_config_pin(&c, &d), 0); /* none given: nothing to do */
+    assert_int_equal(args(&c, &help, &d, 2, "--cpus", "1000"), 0);
+    pp = (pin_probe){.c = &c};
+    assert_int_equal(pthread_create(&t, NULL, pin_main, &pp), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(pp.rc, RK_EINVAL); /* no such CPU here */
+    assert_string_equal(diag_text(&pp.d), "cpus: cannot run on the CPUs given: Invalid argument");
+}
+
 static void test_prepare_creates_dirs(void **state)
 {
     rk_config c;
@@ -449,6 +553,7 @@ static void test_shipped_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpus),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_store_settings),
         cmocka_unit_test(test_decision_log_settings),

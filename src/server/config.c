@@ -13,6 +13,7 @@
 #include "server/config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -132,6 +133,40 @@ static int set_workers(rk_config *c, const char *v, const origin *o, rk_diag *di
         return bad(diag, o, "workers", "an integer from 1 to 256", v);
     c->workers = (int)n;
     c->workers_given = true;
+    return 0;
+}
+
+/* A CPU list as taskset and cpusets write it: "1", "0,2", "0-3,6". */
+static int set_cpus(rk_config *c, const char *v, const origin *o, rk_diag *diag)
+{
+    static const char want[] = "a CPU list such as \"1\", \"0,2\" or \"0-3\"";
+    memset(c->cpus, 0, sizeof c->cpus);
+    c->ncpus = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long lo = strtol(p, &end, 10), hi = lo;
+        if (end == p || errno || lo < 0 || lo >= RK_CONFIG_CPUS_MAX)
+            return bad(diag, o, "cpus", want, v);
+        if (*end == '-') {
+            p = end + 1;
+            hi = strtol(p, &end, 10);
+            if (end == p || errno || hi < lo || hi >= RK_CONFIG_CPUS_MAX)
+                return bad(diag, o, "cpus", want, v);
+        }
+        for (long i = lo; i <= hi; i++) {
+            if (!(c->cpus[i / 8] & (1u << (i % 8))))
+                c->ncpus++;
+            c->cpus[i / 8] |= (uint8_t)(1u << (i % 8));
+        }
+        p = end;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    if (*p)
+        return bad(diag, o, "cpus", want, v);
     return 0;
 }
 
@@ -365,6 +400,7 @@ static const keydef keys[] = {
     {.name = "rules", .set = set_rules, .flag = true},
     {.name = "data_dir", .set = set_data_dir, .flag = true},
     {.name = "workers", .set = set_workers, .flag = true},
+    {.name = "cpus", .set = set_cpus, .flag = true},
     {.name = "max_body", .set = set_max_body, .flag = false},
     {.name = "max_inflight", .set = set_max_inflight, .flag = false},
     {.name = "fallback_decision", .set = set_fallback, .flag = false},
@@ -722,6 +758,32 @@ int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag
      * so it wants more threads than CPUs (server.c, "Strict durability"). */
     if (c->durability == RK_DUR_STRICT && !c->workers_given)
         c->workers = RK_STRICT_WORKERS;
+    else if (c->ncpus > 0 && !c->workers_given)
+        c->workers = c->ncpus < MAX_WORKERS ? c->ncpus : MAX_WORKERS;
+    return 0;
+}
+
+int rk_config_pin(const rk_config *c, rk_diag *diag)
+{
+    if (c->ncpus == 0)
+        return 0;
+    cpu_set_t *set = CPU_ALLOC(RK_CONFIG_CPUS_MAX);
+    if (!set) {
+        rk_diag_set(diag, NULL, 0, 0, "cpus: out of memory");
+        return RK_EINVAL;
+    }
+    size_t size = CPU_ALLOC_SIZE(RK_CONFIG_CPUS_MAX);
+    CPU_ZERO_S(size, set);
+    for (int i = 0; i < RK_CONFIG_CPUS_MAX; i++)
+        if (c->cpus[i / 8] & (1u << (i % 8)))
+            CPU_SET_S(i, size, set);
+    int rc = sched_setaffinity(0, size, set);
+    int err = errno;
+    CPU_FREE(set);
+    if (rc != 0) {
+        rk_diag_set(diag, NULL, 0, 0, "cpus: cannot run on the CPUs given: %s", strerror(err));
+        return RK_EINVAL;
+    }
     return 0;
 }
 
@@ -769,8 +831,8 @@ int rk_config_prepare(const rk_config *c, rk_diag *diag)
 void rk_config_usage(FILE *f)
 {
     fputs("usage: riskd [-c FILE] [--rules FILE] [--data-dir DIR] [--endpoint EP]\n"
-          "             [--admin-endpoint EP] [--workers N] [--durability MODE]\n"
-          "             [--log-level LEVEL] [--help]\n"
+          "             [--admin-endpoint EP] [--workers N] [--cpus LIST]\n"
+          "             [--durability MODE] [--log-level LEVEL] [--help]\n"
           "\n"
           "riskd scores transactions sent over ZeroMQ (docs/protocol.md).\n"
           "\n"
@@ -779,7 +841,9 @@ void rk_config_usage(FILE *f)
           "  --data-dir DIR         state directory (default var/)\n"
           "  --endpoint EP          gateway endpoint (default tcp://127.0.0.1:7700)\n"
           "  --admin-endpoint EP    admin endpoint (default ipc://var/riskd-admin.sock)\n"
-          "  --workers N            scoring threads (default: online CPUs; 32 in strict mode)\n"
+          "  --workers N            scoring threads (default: online CPUs, or those of\n"
+          "                         --cpus; 32 in strict mode)\n"
+          "  --cpus LIST            run every riskd thread on these CPUs (\"1\", \"0-3,6\")\n"
           "  --durability MODE      periodic (default: fsync every sync_interval_ms) or\n"
           "                         strict (no reply before its update is on disk)\n"
           "  --log-level LEVEL      debug, info, warn or error (default info)\n"

@@ -23,6 +23,7 @@
 #include "state/store.h"
 
 #define RK_CONFIG_PATH_MAX 1024
+#define RK_CONFIG_CPUS_MAX 1024 /* CPU numbers `cpus` accepts: 0 .. RK_CONFIG_CPUS_MAX - 1 */
 
 typedef struct rk_config {
     char endpoint[RK_CONFIG_PATH_MAX];       /* gateway ROUTER endpoint */
@@ -31,6 +32,8 @@ typedef struct rk_config {
     char data_dir[RK_CONFIG_PATH_MAX];       /* state directory, resolved */
     int workers;                             /* scoring threads, >= 1 */
     bool workers_given;                      /* workers was set (file or flag), not defaulted */
+    uint8_t cpus[RK_CONFIG_CPUS_MAX / 8];    /* `cpus`: the CPUs riskd's threads run on (bitmap) */
+    int ncpus;                               /* CPUs in cpus; 0: not given, any CPU */
     size_t max_body;                         /* request body limit, bytes */
     int max_inflight;                        /* received-but-unanswered limit; beyond: overloaded */
     rk_verdict fallback;                     /* decision after an internal failure */
@@ -54,6 +57,12 @@ typedef struct rk_config {
 /* Fills c with the built-in defaults (workers: online CPUs; the decision log
  * enabled, with rk_declog_config_default's settings). */
 void rk_config_defaults(rk_config *c);
+
+/* Confines the calling thread, and so every thread it starts from now on
+ * (ZeroMQ's and the store's included), to c's `cpus`. Does nothing when none
+ * were given. Returns 0, or RK_EINVAL with diag set when the system refuses
+ * (a CPU that is offline or outside the process's own set). */
+int rk_config_pin(const rk_config *c, rk_diag *diag);
 
 /* Applies the settings of the YAML file at path over c. Returns 0, or RK_EIO
  * (unreadable), RK_EPARSE (YAML syntax, not a mapping, unknown or duplicate

@@ -38,6 +38,10 @@ int main(int argc, char **argv)
         return 2;
     }
     rk_log_set_level(cfg.log_level);
+    if (rk_config_pin(&cfg, &diag) < 0) { /* before any thread starts: they all inherit it */
+        print_diag(&diag);
+        return 2;
+    }
     rk_server_block_signals(); /* before the store starts its threads */
     if (rk_config_prepare(&cfg, &diag) < 0) {
         print_diag(&diag);
