@@ -313,6 +313,23 @@ static int ckpt_op(rk_store_worker *w, void *arg)
     return 0;
 }
 
+/* One checkpoint transaction of the pass a describes: a chunk of records
+ * and a trim of the log. */
+static int checkpoint_chunk(rk_store_worker *w, ckpt_arg *a)
+{
+    rk_store *s = w->s;
+    int rc = rk_store_begin(w, rk_clock_wall_ms());
+    if (rc != 0)
+        return rc;
+    if (a->pass_end == 0)
+        a->pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
+    if ((rc = rk_store_op(w, ckpt_op, a, sizeof *a)) != 0) {
+        rk_store_abort(w);
+        return rc;
+    }
+    return rk_store_commit(w);
+}
+
 /* One checkpoint pass. The checkpointer thread (hold: its priority) waits
  * for an idle core under SCHED_IDLE but holds gate, which every request
  * needs, at the normal policy: an idle-policy thread is preempted by any
@@ -323,7 +340,6 @@ static int checkpoint_pass(rk_store *s, rk_thread_prio *hold)
     if (s->batch_w) /* a batching store's open batch (same thread) goes first */
         rk_store_flush(s);
     pthread_mutex_lock(&s->ckpt_run);
-    rk_store_worker *w = s->ckpt_w;
     int rc = 0;
     /* A pass covers what was dirty when it began, so it ends under constant
      * load; later changes wait for the next. A private store has no log
@@ -333,25 +349,15 @@ static int checkpoint_pass(rk_store *s, rk_thread_prio *hold)
         a.more = &more;
         if (hold)
             rk_thread_prio_boost(hold);
-        if ((rc = rk_store_begin(w, rk_clock_wall_ms())) != 0)
-            break;
-        if (a.pass_end == 0)
-            a.pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
-        rc = rk_store_op(w, ckpt_op, &a, sizeof a);
-        if (rc != 0) {
-            rk_store_abort(w);
-            break;
-        }
-        if ((rc = rk_store_commit(w)) != 0)
-            break;
+        rc = checkpoint_chunk(s->ckpt_w, &a);
         if (hold)
             rk_thread_prio_settle(hold);
+        if (rc != 0)
+            break;
         atomic_fetch_add(&s->n_checkpoints, 1);
         if (more)
             rk_store_yield(s);
     }
-    if (hold)
-        rk_thread_prio_settle(hold);
     pthread_mutex_unlock(&s->ckpt_run);
     return rc;
 }
