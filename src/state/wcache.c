@@ -151,6 +151,19 @@ static uint64_t *spare_take(rk_wcache *c, size_t *bytes)
     return (uint64_t *)(v & ~(uintptr_t)63);
 }
 
+/* The spare table if it is bytes long; one of another size was made for a
+ * growth that did not wait for it, and is freed. */
+static uint64_t *spare_take_sized(rk_wcache *c, size_t bytes)
+{
+    size_t spare_bytes = 0;
+    uint64_t *t = spare_take(c, &spare_bytes);
+    if (t && spare_bytes != bytes) {
+        big_free(t, spare_bytes);
+        t = NULL;
+    }
+    return t;
+}
+
 /* ---- values -------------------------------------------------------------- */
 
 static size_t class_size(int k)
@@ -309,12 +322,7 @@ static void index_remove(rk_wcache *c, uint32_t i)
 static int grow_index(rk_wcache *c)
 {
     size_t n = ((size_t)c->mask + 1) * 2, bytes = n * sizeof *c->idx;
-    size_t spare_bytes = 0;
-    uint64_t *t = spare_take(c, &spare_bytes);
-    if (t && spare_bytes != bytes) {
-        big_free(t, spare_bytes); /* made for a growth that did not wait for it */
-        t = NULL;
-    }
+    uint64_t *t = spare_take_sized(c, bytes);
     if (!t)
         t = big_alloc(bytes, false);
     if (!t)
@@ -735,12 +743,7 @@ bool rk_wcache_prefault(rk_wcache *c)
     }
     size_t iw = atomic_load_explicit(&c->idx_want, memory_order_relaxed);
     if (iw && atomic_compare_exchange_strong(&c->idx_want, &iw, 0)) {
-        size_t spare_bytes = 0;
-        uint64_t *t = spare_take(c, &spare_bytes);
-        if (t && spare_bytes != iw) {
-            big_free(t, spare_bytes); /* made for a growth that did not wait for it */
-            t = NULL;
-        }
+        uint64_t *t = spare_take_sized(c, iw);
         if (!t && (t = big_alloc(iw, false)) != NULL)
             memset(t, 0, iw); /* private until published, as a slab */
         if (!t)
