@@ -856,6 +856,35 @@ static void test_prefault(void **state)
     assert_big(c, PF_RECORDS);
 }
 
+/* The entry pool of a cache not made resident is populated ahead of use,
+ * step after step, for as long as it fills: never behind the entries handed
+ * out, never far beyond them. (A want that was not a whole number of steps
+ * once made the kernel refuse a populate at an unaligned address, and the
+ * prefaulter gave the rest of the pool up.) */
+static void test_prefault_pool(void **state)
+{
+    enum { N = 200000 };                   /* entries: a pool of eight 2 MiB steps and more */
+    const uint64_t ahead = (uint64_t)8 << 20; /* wcache.c: POOL_AHEAD plus the step in use */
+    rk_wcache *c = cache_make(state, N, false);
+    uint8_t key[KLEN], val[16];
+    uint64_t grown = 0, last_ready = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        mkkey(i, key);
+        mkval(i, 1, val, sizeof val);
+        put_req(c, 0, key, KLEN, val, sizeof val, 1 + i);
+        if (i % 256 == 0)
+            prefault_all(c);
+        rk_wcache_stats st = stats(c);
+        if (i % 256 == 0)
+            assert_true(st.pool_ready >= st.pool_used);
+        assert_true(st.pool_ready <= st.pool_used + ahead);
+        grown += st.pool_ready > last_ready;
+        last_ready = st.pool_ready;
+    }
+    assert_true(grown >= 5); /* populated step by step, to the end */
+    assert_true(last_ready == stats(c).pool_used);
+}
+
 typedef struct pf_thread {
     rk_wcache *c;
     atomic_int kicks;  /* spares taken and not yet answered */
@@ -981,6 +1010,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefault_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefault_index_concurrent, setup, teardown),

@@ -108,7 +108,7 @@ struct rk_wcache {
     _Atomic(slab *) spare[SPARES]; /* populated slabs (SLAB_BYTES), NULL when taken */
     atomic_bool pf_wanted;         /* work for the prefaulter since rk_wcache_prefault_wanted */
     atomic_size_t pool_want;       /* pool bytes that should be populated (user's) */
-    size_t pool_done;              /* pool bytes populated (prefaulter's) */
+    atomic_size_t pool_done;       /* pool bytes populated (prefaulter's; read for stats) */
     atomic_size_t idx_want;        /* bytes of the next, doubled table; 0 when not wanted */
     atomic_uintptr_t spare_idx;    /* a populated table and its size (spare_pack), 0 when taken */
 };
@@ -754,15 +754,22 @@ bool rk_wcache_prefault(rk_wcache *c)
     /* The pool is shared with the user: populating faults pages in without
      * writing them, so it is safe while entries are being used. */
     size_t want = atomic_load_explicit(&c->pool_want, memory_order_relaxed);
+    /* whole steps only: madvise wants a page-aligned start, and the next
+     * call starts where this one ended (an entry-sized want had left it
+     * unaligned, the kernel refused, and the rest of the pool faulted in
+     * the replay thread) */
+    want = (want + POOL_STEP - 1) / POOL_STEP * POOL_STEP;
     if (want > c->e_bytes)
         want = c->e_bytes;
-    if (c->pool_done >= want)
+    size_t done = atomic_load_explicit(&c->pool_done, memory_order_relaxed);
+    if (done >= want)
         return false;
-    size_t n = want - c->pool_done < POOL_STEP ? want - c->pool_done : POOL_STEP;
-    if (madvise((uint8_t *)c->e + c->pool_done, n, MADV_POPULATE_WRITE) != 0)
-        c->pool_done = c->e_bytes; /* refused (before Linux 5.14): faults as it goes */
+    size_t n = want - done < POOL_STEP ? want - done : POOL_STEP;
+    if (madvise((uint8_t *)c->e + done, n, MADV_POPULATE_WRITE) != 0)
+        done = c->e_bytes; /* refused (before Linux 5.14): faults as it goes */
     else
-        c->pool_done += n;
+        done += n;
+    atomic_store_explicit(&c->pool_done, done, memory_order_relaxed);
     return true;
 }
 
@@ -783,4 +790,6 @@ void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out)
         out->pending_new[d] = c->pending_new[d];
     out->evictions = c->evictions;
     out->full = c->full;
+    out->pool_used = (uint64_t)c->fresh * sizeof *c->e;
+    out->pool_ready = atomic_load_explicit(&c->pool_done, memory_order_relaxed);
 }

@@ -124,6 +124,8 @@ typedef struct rk_wcache_stats {
     uint64_t pending_new[RK_WC_DBS]; /* cached records their database does not hold yet */
     uint64_t evictions;       /* clean records dropped for room */
     uint64_t full;            /* loads and puts refused for want of a clean record */
+    uint64_t pool_used;       /* bytes of the entry pool handed out so far */
+    uint64_t pool_ready;      /* bytes of it resident: made so ahead of use, or all at open */
 } rk_wcache_stats;
 
 void rk_wcache_stats_get(const rk_wcache *c, rk_wcache_stats *out);
