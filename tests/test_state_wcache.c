@@ -864,7 +864,8 @@ static void test_prefault(void **state)
 static void test_prefault_pool(void **state)
 {
     enum { N = 200000 };                   /* entries: a pool of eight 2 MiB steps and more */
-    const uint64_t ahead = (uint64_t)8 << 20; /* wcache.c: POOL_AHEAD plus the step in use */
+    /* wcache.c: POOL_AHEAD rounded up to a step, and a step to spare */
+    const uint64_t ahead = (uint64_t)8 << 20;
     rk_wcache *c = cache_make(state, N, false);
     uint8_t key[KLEN], val[16];
     uint64_t grown = 0, last_ready = 0;
