@@ -4,7 +4,9 @@
  * Locking. Three locks, always taken in this order:
  *   gate     (mutex)  held by the worker that has the write transaction open,
  *                     from rk_store_begin to commit/abort (a request spins
- *                     briefly for it before sleeping; see gate_enter). LMDB would serialise
+ *                     briefly for it before sleeping, background work polls
+ *                     for it and never sleeps on it: gate_enter,
+ *                     gate_enter_background). LMDB would serialise
  *                     writers anyway; holding our own lock as well means that
  *                     when the map must grow, no other writer can slip in
  *                     between aborting the transaction and re-running it, so
