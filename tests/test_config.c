@@ -444,7 +444,7 @@ static void *pin_main(void *arg)
 
 static bool cpu_in(const rk_config *c, int i)
 {
-    return c->cpus[i / 8] & (1u << (i % 8));
+    return CPU_ISSET(i, &c->cpus);
 }
 
 /* `cpus`: a CPU list, in the file or as --cpus; it sets the default number
@@ -456,7 +456,7 @@ static void test_cpus(void **state)
     rk_diag d;
     bool help;
     assert_int_equal(args(&c, &help, &d, 2, "--cpus", "0-2,5,7-7"), 0);
-    assert_int_equal(c.ncpus, 5);
+    assert_int_equal(CPU_COUNT(&c.cpus), 5);
     assert_true(cpu_in(&c, 0) && cpu_in(&c, 1) && cpu_in(&c, 2) && cpu_in(&c, 5) &&
                 cpu_in(&c, 7));
     assert_false(cpu_in(&c, 3) || cpu_in(&c, 6) || cpu_in(&c, 8));
@@ -476,7 +476,7 @@ static void test_cpus(void **state)
     }
     rk_config_defaults(&c);
     assert_int_equal(rk_config_load(&c, write_file("cpus.yaml", "cpus: 0\n"), &d), 0);
-    assert_int_equal(c.ncpus, 1);
+    assert_int_equal(CPU_COUNT(&c.cpus), 1);
     assert_true(cpu_in(&c, 0));
     assert_int_equal(rk_config_load(&c, write_file("cpus2.yaml", "cpus: 2-1\n"), &d), RK_ETYPE);
     assert_int_equal(d.line, 1);

@@ -140,8 +140,7 @@ static int set_workers(rk_config *c, const char *v, const origin *o, rk_diag *di
 static int set_cpus(rk_config *c, const char *v, const origin *o, rk_diag *diag)
 {
     static const char want[] = "a CPU list such as \"1\", \"0,2\" or \"0-3\"";
-    memset(c->cpus, 0, sizeof c->cpus);
-    c->ncpus = 0;
+    CPU_ZERO(&c->cpus);
     const char *p = v;
     for (;;) {
         char *end;
@@ -155,11 +154,8 @@ static int set_cpus(rk_config *c, const char *v, const origin *o, rk_diag *diag)
             if (end == p || errno || hi < lo || hi >= RK_CONFIG_CPUS_MAX)
                 return bad(diag, o, "cpus", want, v);
         }
-        for (long i = lo; i <= hi; i++) {
-            if (!(c->cpus[i / 8] & (1u << (i % 8))))
-                c->ncpus++;
-            c->cpus[i / 8] |= (uint8_t)(1u << (i % 8));
-        }
+        for (long i = lo; i <= hi; i++)
+            CPU_SET((int)i, &c->cpus);
         p = end;
         if (*p != ',')
             break;
@@ -758,30 +754,17 @@ int rk_config_from_args(rk_config *c, int argc, char **argv, bool *help, rk_diag
      * so it wants more threads than CPUs (server.c, "Strict durability"). */
     if (c->durability == RK_DUR_STRICT && !c->workers_given)
         c->workers = RK_STRICT_WORKERS;
-    else if (c->ncpus > 0 && !c->workers_given)
-        c->workers = c->ncpus < MAX_WORKERS ? c->ncpus : MAX_WORKERS;
+    else if (CPU_COUNT(&c->cpus) > 0 && !c->workers_given)
+        c->workers = CPU_COUNT(&c->cpus) < MAX_WORKERS ? CPU_COUNT(&c->cpus) : MAX_WORKERS;
     return 0;
 }
 
 int rk_config_pin(const rk_config *c, rk_diag *diag)
 {
-    if (c->ncpus == 0)
+    if (CPU_COUNT(&c->cpus) == 0)
         return 0;
-    cpu_set_t *set = CPU_ALLOC(RK_CONFIG_CPUS_MAX);
-    if (!set) {
-        rk_diag_set(diag, NULL, 0, 0, "cpus: out of memory");
-        return RK_EINVAL;
-    }
-    size_t size = CPU_ALLOC_SIZE(RK_CONFIG_CPUS_MAX);
-    CPU_ZERO_S(size, set);
-    for (int i = 0; i < RK_CONFIG_CPUS_MAX; i++)
-        if (c->cpus[i / 8] & (1u << (i % 8)))
-            CPU_SET_S(i, size, set);
-    int rc = sched_setaffinity(0, size, set);
-    int err = errno;
-    CPU_FREE(set);
-    if (rc != 0) {
-        rk_diag_set(diag, NULL, 0, 0, "cpus: cannot run on the CPUs given: %s", strerror(err));
+    if (sched_setaffinity(0, sizeof c->cpus, &c->cpus) != 0) {
+        rk_diag_set(diag, NULL, 0, 0, "cpus: cannot run on the CPUs given: %s", strerror(errno));
         return RK_EINVAL;
     }
     return 0;

@@ -12,6 +12,7 @@
 #ifndef RK_CONFIG_H
 #define RK_CONFIG_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +24,7 @@
 #include "state/store.h"
 
 #define RK_CONFIG_PATH_MAX 1024
-#define RK_CONFIG_CPUS_MAX 1024 /* CPU numbers `cpus` accepts: 0 .. RK_CONFIG_CPUS_MAX - 1 */
+#define RK_CONFIG_CPUS_MAX CPU_SETSIZE /* CPU numbers `cpus` accepts: 0 .. RK_CONFIG_CPUS_MAX - 1 */
 
 typedef struct rk_config {
     char endpoint[RK_CONFIG_PATH_MAX];       /* gateway ROUTER endpoint */
@@ -32,8 +33,8 @@ typedef struct rk_config {
     char data_dir[RK_CONFIG_PATH_MAX];       /* state directory, resolved */
     int workers;                             /* scoring threads, >= 1 */
     bool workers_given;                      /* workers was set (file or flag), not defaulted */
-    uint8_t cpus[RK_CONFIG_CPUS_MAX / 8];    /* `cpus`: the CPUs riskd's threads run on (bitmap) */
-    int ncpus;                               /* CPUs in cpus; 0: not given, any CPU */
+    cpu_set_t cpus;                          /* `cpus`: the CPUs riskd's threads run on;
+                                                empty: not given, any CPU */
     size_t max_body;                         /* request body limit, bytes */
     int max_inflight;                        /* received-but-unanswered limit; beyond: overloaded */
     rk_verdict fallback;                     /* decision after an internal failure */
