@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "lib/log.h"
 #include "model/model.h"
 #include "rules/ruleset.h"
+#include "state/store.h"
 
 static char tmpdir[256];
 static char rules_path[512];
@@ -138,6 +140,8 @@ static int engine_open(fixture *fx, const char *name, size_t max_body, size_t ma
     if (map_max) {
         cfg.store.map_size = cfg.store.map_max = map_max;
         cfg.store.grow_headroom_pct = 0;
+        /* a small cache, so that records reach the map while requests run */
+        cfg.store.cache_records = 64;
     }
     rk_diag d;
     if (rk_engine_open(&cfg, &fx->e, &d) < 0) {
@@ -158,7 +162,7 @@ static void engine_close(fixture *fx)
 
 static int open_fixture(void **state, const char *rules, size_t max_body, size_t map_max)
 {
-    rk_log_set_level(RK_LOG_ERROR + 1); /* quiet: reload and store errors are expected here */
+    rk_log_set_level(getenv("RK_TEST_LOG") ? 0 : RK_LOG_ERROR + 1); /* quiet: reload and store errors are expected here */
     test_now = T0;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rk_test_engine_XXXXXX");
     if (!mkdtemp(tmpdir))
@@ -556,7 +560,8 @@ static void test_stats_map(void **state)
         "aborts",          "syncs",          "durable_commits", "map_growths",
         "txn_replays",     "sweeps",         "swept_counters", "swept_lists",
         "swept_recent",    "store_errors",   "page_size",    "cache_records",
-        "cache_dirty",     "cache_evictions", "wal_entries", "checkpoints"};
+        "cache_dirty",     "cache_evictions", "wal_entries", "wal_bytes",
+        "checkpoints"};
     assert_int_equal(st->via.map.size, 1 + sizeof store_keys / sizeof store_keys[0]);
     for (size_t i = 0; i < sizeof store_keys / sizeof store_keys[0]; i++)
         (void)uint_of(get(st, store_keys[i]));
@@ -726,7 +731,7 @@ static int setup_state(void **state)
 /* A tiny map that cannot grow: the store fails once it is full. */
 static int setup_state_tiny(void **state)
 {
-    return open_fixture(state, state_rules("1h"), 0, 64 * 1024);
+    return open_fixture(state, state_rules("1h"), 0, 256 * 1024);
 }
 
 /* One score request of the state tests; NULL strings and ts < 0 are left out. */
@@ -1035,7 +1040,7 @@ static void test_definition_change_on_reload(void **state)
 
 static void test_degraded_when_store_fails(void **state)
 {
-    fixture *fx = *state; /* a 64 KiB map that cannot grow */
+    fixture *fx = *state; /* a 256 KiB map that cannot grow */
     const msgpack_object *r = NULL;
     int i = 0;
     for (; i < 5000; i++) {
@@ -1054,13 +1059,13 @@ static void test_degraded_when_store_fails(void **state)
     assert_int_equal(get(r, "reasons")->via.array.size, 0);
     assert_str(get(r, "ruleset"), "state@1h");
     assert_null(get(r, "replayed"));
-    /* nothing of it was kept: its retry is scored (and degraded) again */
+    /* nothing of it was kept: its retry is scored again, not replayed (and
+     * may succeed: the checkpointer can free cache room in smaller
+     * transactions than the request's own) */
     char id[32];
     snprintf(id, sizeof id, "full-%d", i);
     r = sscore(fx, (sreq){id, "acct-x", "card1", "dev1", 1, T0});
-    assert_true(bool_of(get(r, "degraded")));
     assert_null(get(r, "replayed"));
-    assert_int_equal(rk_stats_degraded(rk_engine_stats(fx->e)), 2);
     /* earlier decisions are still replayed from what was committed */
     r = sscore(fx, (sreq){"full-0", "acct-0", "card1", "dev1", 1, T0});
     assert_true(bool_of(get(r, "replayed")));
@@ -1068,8 +1073,8 @@ static void test_degraded_when_store_fails(void **state)
     msgpack_sbuffer sb;
     build_op(&sb, "stats");
     r = run(fx, &sb, true);
-    assert_int_equal(uint_of(get(r, "degraded")), 2);
-    assert_true(uint_of(get(get(r, "store"), "store_errors")) >= 2);
+    assert_true(uint_of(get(r, "degraded")) >= 1);
+    assert_true(uint_of(get(get(r, "store"), "store_errors")) >= 1);
 }
 
 /* Reads a whole file (the LMDB data file) into a malloc'd buffer. */
@@ -1102,22 +1107,37 @@ static void test_no_raw_values_on_disk(void **state)
     admin(fx, "feedback", "id", ids[1], "label", "fraud", NULL);
     const char *extra[] = {"tok-LST-9999", "dev-LST-8888", "QZX", "VVB", "KKM", "PPL"};
 
+    /* the databases and the write-ahead log's files, where the requests'
+     * changes are until checkpointed */
+    DIR *d = opendir(fx->data);
+    assert_non_null(d);
+    int scanned = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, "data.mdb") != 0 && !rk_store_is_log_file(e->d_name))
+            continue;
+        char path[800];
+        snprintf(path, sizeof path, "%s/%s", fx->data, e->d_name);
+        size_t len;
+        char *buf = slurp(path, &len);
+        assert_true(len > 0);
+        for (int i = 0; i < 3; i++) {
+            const char *const all[] = {ids[i], accts[i], cards[i], devs[i]};
+            for (int k = 0; k < 4; k++)
+                if (memmem(buf, len, all[k], strlen(all[k])))
+                    fail_msg("'%s' appears in %s", all[k], path);
+        }
+        for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++)
+            if (memmem(buf, len, extra[k], strlen(extra[k])))
+                fail_msg("'%s' appears in %s", extra[k], path);
+        free(buf);
+        scanned++;
+    }
+    closedir(d);
+    assert_true(scanned >= 2); /* data.mdb and at least one log segment */
     char path[400];
     snprintf(path, sizeof path, "%s/data.mdb", fx->data);
     size_t len;
     char *buf = slurp(path, &len);
-    assert_true(len > 0);
-    for (int i = 0; i < 3; i++) {
-        const char *const all[] = {ids[i], accts[i], cards[i], devs[i]};
-        for (int k = 0; k < 4; k++)
-            if (memmem(buf, len, all[k], strlen(all[k])))
-                fail_msg("'%s' appears in %s", all[k], path);
-    }
-    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++)
-        if (memmem(buf, len, extra[k], strlen(extra[k])))
-            fail_msg("'%s' appears in %s", extra[k], path);
-    /* the list names are configuration, kept readable (and so a sanity check
-     * that the scan reads what was written) */
     assert_non_null(memmem(buf, len, "blocked_cards", 13));
     free(buf);
 }

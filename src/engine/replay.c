@@ -5,7 +5,7 @@
  * removes it, whatever it holds, when closed (or when opening fails half
  * way), so a backtest leaves nothing behind and two replayers in one process
  * never share counters. Seeded from a backup, it gets copies of the backup's
- * data.mdb and secret (the secret keyed-hashes entity values; without the one
+ * data.mdb, secret and write-ahead log files (the secret keyed-hashes entity values; without the one
  * the store was written with, its counters could not be found, and the store
  * refuses to open). Only a consistent copy is accepted as a seed — one made by
  * `riskctl backup` or mdb_copy — because copying a live data.mdb while riskd
@@ -27,6 +27,7 @@
  * common path and never allocates. */
 #include "engine/replay.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -349,7 +350,21 @@ static int seed_store(const char *state_dir, const char *dir, rk_diag *diag)
             return rc;
         }
     }
-    return 0;
+    /* the backup's write-ahead log: changes its databases do not hold yet */
+    DIR *d = opendir(state_dir);
+    int rc = d ? 0 : RK_EIO;
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        if (!rk_store_is_log_file(e->d_name))
+            continue;
+        if ((rc = copy_file(state_dir, dir, e->d_name, 0600)) != 0)
+            rk_diag_set(diag, state_dir, 0, 0, "cannot copy '%s' into %s: %s", e->d_name, dir,
+                        strerror(errno));
+    }
+    if (d)
+        closedir(d);
+    else
+        rk_diag_set(diag, state_dir, 0, 0, "cannot read the directory: %s", strerror(errno));
+    return rc;
 }
 
 /* ---- the replayer -------------------------------------------------------- */

@@ -181,7 +181,7 @@ static void pack_store(msgpack_packer *pk, const rk_store_stats *s)
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, 25);
+    msgpack_pack_map(pk, 26);
     pack_cstr(pk, "durability");
     pack_cstr(pk, rk_durability_name(s->durability));
     pack_kv_u64(pk, "file_bytes", s->file_bytes);
@@ -206,6 +206,7 @@ static void pack_store(msgpack_packer *pk, const rk_store_stats *s)
     pack_kv_u64(pk, "cache_dirty", s->cache_dirty);
     pack_kv_u64(pk, "cache_evictions", s->cache_evictions);
     pack_kv_u64(pk, "wal_entries", s->wal_entries);
+    pack_kv_u64(pk, "wal_bytes", s->wal_bytes);
     pack_kv_u64(pk, "checkpoints", s->checkpoints);
     pack_kv_u64(pk, "page_size", s->page_size);
 }

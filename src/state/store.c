@@ -83,11 +83,13 @@
 #include "lib/thread.h"
 #include "state/crecord.h"
 #include "state/store_int.h"
+#include "state/wlog.h"
 
 #define GROW_ATTEMPTS 16        /* doublings tried for one transaction before giving up */
 #define SYNC_RETRY_MS 10        /* pause after a failed fsync before trying again */
 #define GATE_SPIN_NS 50000     /* how long a request spins for gate before it sleeps */
 #define GATE_POLL_NS 20000     /* background work's interval between tries for gate */
+#define LOG_TRIM_MS 10000      /* how often the databases are fsync'ed so that the log can be trimmed */
 
 static int worker_create(rk_store *s, int batch_max, rk_store_worker **out);
 static int commit_now(rk_store_worker *w);
@@ -333,14 +335,36 @@ void rk_store_read_end(rk_store *s, MDB_txn *txn)
 
 /* ---- the sync thread ----------------------------------------------------- */
 
-/* fsyncs and advances synced_seq to what was committed before the fsync. */
-static void sync_round(rk_store *s)
+/* Makes durable what was committed before it began, and advances
+ * synced_seq to that: the log's new bytes, and the databases when a commit
+ * wrote them other than through the log (dynamic lists, records in place,
+ * every write of a store without a log). With trim, the databases are
+ * fsync'ed in any case and then the log's segments below what the
+ * checkpoints had published before that fsync are deleted. Called with
+ * sync_mu held, which it releases while it waits for the disk. */
+static void sync_round(rk_store *s, bool trim)
 {
     uint64_t target = s->commit_seq;
+    bool env = !s->wlog || s->env_seq > s->synced_seq || trim;
     pthread_mutex_unlock(&s->sync_mu);
-    pthread_rwlock_rdlock(&s->maplock);
-    int rc = mdb_env_sync(s->env, 1);
-    pthread_rwlock_unlock(&s->maplock);
+    pthread_mutex_lock(&s->flush_mu);
+    int rc = 0;
+    if (s->wlog && rk_wlog_sync(s->wlog) != 0)
+        rc = EIO;
+    if (rc == 0 && env) {
+        uint64_t keep = atomic_load(&s->wal_keep);
+        pthread_rwlock_rdlock(&s->maplock);
+        rc = mdb_env_sync(s->env, 1);
+        pthread_rwlock_unlock(&s->maplock);
+        if (rc == 0 && trim && s->wlog) {
+            rk_wlog_trim(s->wlog, keep);
+            s->trim_ns = rk_clock_ns();
+    atomic_store(&s->st_wal_next, s->wal_next);
+        }
+    }
+    if (s->wlog)
+        rk_wlog_prepare(s->wlog);
+    pthread_mutex_unlock(&s->flush_mu);
     pthread_mutex_lock(&s->sync_mu);
     if (rc == 0) {
         if (target > s->synced_seq)
@@ -353,6 +377,12 @@ static void sync_round(rk_store *s)
         rk_log_error("state: fsync of the store failed: %s", mdb_strerror(rc));
     }
     pthread_cond_broadcast(&s->sync_done);
+}
+
+/* Whether the sync thread's next round should trim the log. */
+static bool trim_due(const rk_store *s)
+{
+    return s->wlog && rk_clock_ns() - s->trim_ns >= (int64_t)LOG_TRIM_MS * 1000000;
 }
 
 static void *sync_main(void *arg)
@@ -379,8 +409,9 @@ static void *sync_main(void *arg)
         }
         if (s->stopping)
             break;
-        if (s->commit_seq != s->synced_seq)
-            sync_round(s);
+        bool trim = trim_due(s);
+        if (s->commit_seq != s->synced_seq || trim)
+            sync_round(s, trim);
         if (!strict) {
             atomic_store(&s->sync_seen_ns, rk_clock_ns());
             rk_thread_prio_settle(&s->sync_prio);
@@ -402,13 +433,23 @@ static void nudge_syncer(rk_store *s)
         rk_thread_prio_boost(&s->sync_prio);
 }
 
-int rk_store_sync(rk_store *s)
+static int sync_now(rk_store *s, bool trim)
 {
     pthread_mutex_lock(&s->sync_mu);
-    sync_round(s);
+    sync_round(s, trim);
     int rc = s->sync_err ? RK_ESTORE : 0;
     pthread_mutex_unlock(&s->sync_mu);
     return rc;
+}
+
+int rk_store_sync(rk_store *s)
+{
+    return sync_now(s, false);
+}
+
+int rk_store_trim_log(rk_store *s)
+{
+    return s->wlog ? sync_now(s, true) : 0;
 }
 
 /* ---- the sweeper thread (the pass itself is in sweep.c) ------------------ */
@@ -603,6 +644,7 @@ static int init_sync(rk_store *s)
      * stream of transactions taking the lock shared */
     pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     int rc = pthread_mutex_init(&s->gate, NULL) | pthread_rwlock_init(&s->maplock, &ra) |
+             pthread_mutex_init(&s->flush_mu, NULL) |
              pthread_mutex_init(&s->sync_mu, NULL) | pthread_cond_init(&s->sync_wake, &ca) |
              pthread_cond_init(&s->sync_done, &ca) | pthread_mutex_init(&s->sweep_run, NULL) |
              pthread_mutex_init(&s->sweep_mu, NULL) | pthread_cond_init(&s->sweep_wake, &ca) |
@@ -658,9 +700,12 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
     }
     if (rc == 0)
         rc = open_dbs(s);
+    s->wal_on = s->cfg.batch <= 1 && s->cfg.cache_records > 0;
+    if (rc == 0)
+        rc = rk_wlog_open(s->dir, &s->wlog);
     if (rc == 0)
         rc = rk_wal_recover(s);
-    s->wal_on = s->cfg.batch <= 1 && s->cfg.cache_records > 0;
+    s->trim_ns = rk_clock_ns();
     if (rc == 0)
         rc = rk_wcache_new(s->cfg.cache_records, s->wal_on, &s->wc); /* live: resident */
     if (rc == 0)
@@ -736,19 +781,27 @@ void rk_store_close(rk_store *s)
         pthread_join(s->sweeper, NULL);
     if (s->ckpt_on)
         pthread_join(s->ckpt, NULL);
-    /* a clean close leaves the log empty (a private store's cache just goes) */
-    if (s->wal_on && s->ckpt_w && s->wc && rk_store_checkpoint(s) != 0)
-        rk_log_error("state: the final checkpoint failed; the log replays at next open");
+    /* a clean close leaves no log (a private store's cache just goes) */
+    bool drop = false;
+    if (s->wlog && s->ckpt_w && s->wc) {
+        drop = rk_store_checkpoint(s) == 0 && atomic_load(&s->st_dirty) == 0;
+        if (!drop)
+            rk_log_error("state: the final checkpoint failed; the log replays at next open");
+    }
     rk_store_worker_free(s->sweep_w);
     rk_store_worker_free(s->ckpt_w);
     rk_wcache_free(s->wc);
     if (s->env) {
-        if (s->cfg.batch <= 1 && mdb_env_sync(s->env, 1) != 0)
+        if (s->cfg.batch <= 1 && mdb_env_sync(s->env, 1) != 0) {
             rk_log_error("state: final fsync failed");
+            drop = false;
+        }
         mdb_env_close(s->env);
     }
+    rk_wlog_close(s->wlog, drop);
     rk_keyhash_free(s->kh);
     pthread_mutex_destroy(&s->gate);
+    pthread_mutex_destroy(&s->flush_mu);
     pthread_rwlock_destroy(&s->maplock);
     pthread_mutex_destroy(&s->sync_mu);
     pthread_cond_destroy(&s->sync_wake);
@@ -846,6 +899,7 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
     w->redo_overflow = false;
     w->wal_used = 0;
     w->ckpt_flushed = 0;
+    w->ckpt_keep = 0;
     if (w->locked) { /* an open batch: this request joins it */
         rk_wcache_begin(w->s->wc);
         w->in_req = true;
@@ -859,6 +913,7 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
     pthread_rwlock_rdlock(&s->maplock);
     w->locked = true;
     w->dirty = false;
+    w->lmdb_wrote = false;
     w->batch_n = 0;
     w->redo_done = w->redo_used = 0;
     int rc = maybe_grow(s);
@@ -987,6 +1042,7 @@ int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const
         return rc;
     if ((rc = mdb_cursor_put(c, k, v, 0)) != 0)
         return rk_store_mdb_fail(s, rc, what);
+    w->lmdb_wrote = true;
     if (w->redo)
         redo_append(w, REDO_PUT, mdb_cursor_dbi(c), k, v);
     return 0;
@@ -997,6 +1053,7 @@ int rk_store_put(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, const 
     int rc = mdb_put(w->txn, dbi, k, v, 0);
     if (rc != 0)
         return rk_store_mdb_fail(w->s, rc, what);
+    w->lmdb_wrote = true;
     if (w->redo)
         redo_append(w, REDO_PUT, dbi, k, v);
     return 0;
@@ -1009,6 +1066,7 @@ int rk_store_del(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, const char *what)
         return RK_ENOTFOUND;
     if (rc != 0)
         return rk_store_mdb_fail(w->s, rc, what);
+    w->lmdb_wrote = true;
     if (w->redo)
         redo_append(w, REDO_DEL, dbi, k, NULL);
     return 0;
@@ -1040,6 +1098,7 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
         return RK_ESTORE;
     }
     undo_request(w); /* the request's cached changes go with its transaction */
+    w->lmdb_wrote = false;
     for (int attempt = 0; attempt < GROW_ATTEMPTS; attempt++) {
         if (w->txn) {
             mdb_txn_abort(w->txn);
@@ -1159,6 +1218,9 @@ static void after_commit(rk_store_worker *w)
     if (w->ckpt_flushed > 0)
         rk_wcache_mark_clean(s->wc, w->ckpt_flushed);
     w->ckpt_flushed = 0;
+    if (w->ckpt_keep > atomic_load_explicit(&s->wal_keep, memory_order_relaxed))
+        atomic_store(&s->wal_keep, w->ckpt_keep);
+    w->ckpt_keep = 0;
     mirror_stats(s);
     nudge_syncer(s);
 }
@@ -1177,6 +1239,7 @@ static void mirror_stats(rk_store *s)
     for (int d = 0; d < RK_WC_DBS; d++)
         atomic_store_explicit(&s->st_pending[d], wst.pending_new[d], memory_order_relaxed);
     atomic_store_explicit(&s->st_evictions, wst.evictions, memory_order_relaxed);
+    atomic_store_explicit(&s->st_wal_next, s->wal_next, memory_order_relaxed);
     if (s->ckpt_on && wst.dirty > s->cfg.cache_records / 2) {
         pthread_mutex_lock(&s->ckpt_mu);
         s->ckpt_kick = true;
@@ -1204,20 +1267,22 @@ static int commit_now(rk_store_worker *w)
             rc = RK_ESTORE;
             break;
         }
-        rc = rk_wal_write(w);
-        if (rc == 0) {
-            int mrc = mdb_txn_commit(w->txn);
-            w->txn = NULL; /* freed by LMDB on success and failure alike */
-            if (mrc == 0)
-                break;
-            rc = rk_store_mdb_fail(s, mrc, "committing");
-        }
+        int mrc = mdb_txn_commit(w->txn);
+        w->txn = NULL; /* freed by LMDB on success and failure alike */
+        if (mrc == 0)
+            break;
+        rc = rk_store_mdb_fail(s, mrc, "committing");
         if (rc != RK_ST_MAPFULL)
             break;
         int last;
         if ((rc = restart(w, true, true, &last)) != 0)
             break;
     }
+    /* Logged only once LMDB took the rest: a request whose log entry
+     * cannot be written fails with its cached changes undone (with a log,
+     * a request that writes LMDB directly is rare: lists, a full cache). */
+    if (rc == 0)
+        rc = rk_wal_write(w);
     if (rc != 0) {
         if (w->txn) {
             mdb_txn_abort(w->txn);
@@ -1238,6 +1303,8 @@ static int commit_now(rk_store_worker *w)
     }
     pthread_mutex_lock(&s->sync_mu);
     uint64_t seq = w->dirty ? ++s->commit_seq : s->commit_seq;
+    if (w->lmdb_wrote)
+        s->env_seq = seq;
     pthread_mutex_unlock(&s->sync_mu);
     w->last_seq = seq;
     atomic_fetch_add(&s->n_commits, 1);
@@ -1265,9 +1332,11 @@ int rk_store_commit(rk_store_worker *w)
         return 0;
     }
     /* Past three quarters of the cache dirty, the checkpointer is not keeping
-     * up (it was woken at half): each request writes a chunk itself. */
+     * up (it was woken at half): each request that changed records writes a
+     * chunk itself (one that changed nothing, a retry, needs no room). */
     rk_store *s = w->s;
-    if (s->wal_on && atomic_load(&s->st_dirty) > s->cfg.cache_records / 4 * 3) {
+    if (s->wal_on && w->wal_used > 0 &&
+        atomic_load(&s->st_dirty) > s->cfg.cache_records / 4 * 3) {
         int rc = rk_wal_assist(w);
         if (rc != 0) {
             rk_store_abort(w);
@@ -1306,8 +1375,11 @@ int rk_store_stats_get(rk_store *s, rk_store_stats *out)
         if (mdb_stat(txn, dbs[i], &ms) == 0)
             *dst[i] = ms.ms_entries;
     }
-    if (mdb_stat(txn, s->db_wal, &ms) == 0)
-        st.wal_entries = ms.ms_entries;
+    if (s->wlog) { /* entries whose changes are not all in the databases yet */
+        uint64_t entries, next = atomic_load(&s->st_wal_next), keep = atomic_load(&s->wal_keep);
+        rk_wlog_size(s->wlog, &entries, &st.wal_bytes);
+        st.wal_entries = next > keep ? next - keep : 0;
+    }
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     st.map_bytes = info.me_mapsize;
@@ -1373,11 +1445,22 @@ int rk_store_backup(rk_store *s, const char *dir)
         return rc;
     }
     int64_t t0 = rk_clock_ns();
+    /* The databases first, then the log's segments, none trimmed between:
+     * whatever the copied databases lack (changes not yet checkpointed when
+     * their snapshot was taken) is in the copied log, which a restore
+     * replays. */
+    if (s->wlog)
+        rk_wlog_hold(s->wlog);
     pthread_rwlock_rdlock(&s->maplock);
     int mrc = mdb_env_copy2(s->env, dir, MDB_CP_COMPACT);
     pthread_rwlock_unlock(&s->maplock);
+    rc = mrc == 0 && s->wlog ? rk_wlog_copy(s->wlog, dir) : 0;
+    if (s->wlog)
+        rk_wlog_unhold(s->wlog);
     if (mrc != 0)
         return rk_store_mdb_fail(s, mrc, "backup copy");
+    if (rc != 0)
+        return rc;
     /* mdb_env_copy2 creates the file 0644 less the umask and does not fsync */
     if (chmod(data, 0600) != 0 || fsync_path(data, O_RDONLY) != 0 ||
         fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0) {

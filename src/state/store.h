@@ -24,12 +24,13 @@
  *
  * Write-back cache. Counter and decided-transaction records are read and
  * written through an in-memory cache of their newest images: a request's
- * changes go to the cache and, as one write-ahead log entry, into LMDB in
- * the request's own transaction, so a commit makes them as durable as
- * before while the request touches one LMDB page instead of a B-tree path
- * per record. A checkpointer thread writes changed records to their
- * databases in small transactions every checkpoint_ms and trims the log;
- * opening a store replays whatever the log still holds. A private
+ * changes go to the cache and, as one write-ahead log entry, into the log's
+ * segment files in the data directory, appended when the request commits,
+ * so the request writes no LMDB page at all. A checkpointer thread writes
+ * changed records to their databases in small transactions every
+ * checkpoint_ms; the sync thread deletes log segments whose changes are all
+ * in the databases after an fsync of them (every 10 s); opening a store
+ * replays whatever the log still holds. A private
  * (batching) store keeps its changes in the cache only (no log, no
  * checkpointer): they reach LMDB only when the cache is full (written in
  * place) or through rk_store_checkpoint.
@@ -111,10 +112,10 @@ void rk_store_close(rk_store *s);
  * when nothing is open), RK_EINVAL (called inside a request), RK_ESTORE. */
 int rk_store_flush(rk_store *s);
 
-/* Writes cached changes to their databases and trims the write-ahead log,
- * as the checkpointer thread does every checkpoint_ms: every change made
- * before the call (later ones wait for the next pass, so a pass ends under
- * constant load). Not from inside a request. 0 or RK_ESTORE. */
+/* Writes cached changes to their databases, as the checkpointer thread does
+ * every checkpoint_ms: every change made before the call (later ones wait
+ * for the next pass, so a pass ends under constant load); then fsyncs and
+ * trims the write-ahead log. Not from inside a request. 0 or RK_ESTORE. */
 int rk_store_checkpoint(rk_store *s);
 
 /* fsyncs everything committed so far. RK_ESTORE on failure. */
@@ -171,9 +172,14 @@ typedef struct rk_store_stats {
     uint64_t cache_records;     /* records in the write-back cache */
     uint64_t cache_dirty;       /* of which not yet checkpointed */
     uint64_t cache_evictions;   /* clean records dropped from the cache for room */
-    uint64_t wal_entries;       /* write-ahead log entries not yet trimmed */
+    uint64_t wal_entries;       /* write-ahead log entries not yet all checkpointed */
+    uint64_t wal_bytes;         /* bytes in the log's files (deleted 10 s at a time) */
     uint64_t checkpoints;       /* checkpoint transactions committed */
 } rk_store_stats;
+
+/* Whether a file name in a data directory is one of the write-ahead log's
+ * segments (which a copy of the directory must take along). */
+bool rk_store_is_log_file(const char *name);
 
 /* Snapshot of the counters above. RK_ESTORE. */
 int rk_store_stats_get(rk_store *s, rk_store_stats *out);

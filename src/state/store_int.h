@@ -40,10 +40,12 @@ struct rk_store {
     MDB_dbi db_lists;             /* dynamic list entries */
     MDB_dbi db_recent;            /* decided transactions */
     MDB_dbi db_meta;              /* format version, secret check */
-    MDB_dbi db_wal;               /* write-ahead log of cached changes (wal.c) */
+    MDB_dbi db_wal;               /* the log as stores before the log files kept it: replayed at open */
     rk_wcache *wc;                /* newest images of hot counter and decided records */
     bool wal_on;                  /* cached changes are logged and checkpointed (not a private store) */
+    struct rk_wlog *wlog;         /* the log's files (wlog.h); NULL without wal_on */
     uint64_t wal_next;            /* sequence the next log entry gets (under gate) */
+    atomic_uint_fast64_t wal_keep;/* log entries below this are in the databases (checkpoints) */
     rk_store_config cfg;          /* copy of the config (dir points at dir below) */
     char dir[4096];               /* data directory path */
     rk_keyhash *kh;               /* installation secret; owned */
@@ -59,6 +61,9 @@ struct rk_store {
     pthread_cond_t sync_done;     /* broadcast when synced_seq advances */
     uint64_t commit_seq;          /* commits so far (sequence of the newest) */
     uint64_t synced_seq;          /* every commit up to this one is on disk */
+    uint64_t env_seq;             /* the last commit that wrote LMDB pages other than checkpoints */
+    int64_t trim_ns;              /* when the log was last trimmed (monotonic) */
+    pthread_mutex_t flush_mu;     /* one flush (log and database fsyncs, trim) at a time */
     int sync_err;                 /* last mdb_env_sync failure (0 = none); strict commits report it */
     bool stopping;                /* close requested: threads exit */
     bool syncer_on;               /* the sync thread was started */
@@ -96,6 +101,7 @@ struct rk_store {
     atomic_uint_fast64_t st_dirty;
     atomic_uint_fast64_t st_pending[RK_WC_DBS];
     atomic_uint_fast64_t st_evictions;
+    atomic_uint_fast64_t st_wal_next;    /* wal_next, for stats */
     atomic_uint_fast64_t n_commits;      /* stats: see rk_store_stats */
     atomic_uint_fast64_t n_aborts;       /* stats */
     atomic_uint_fast64_t n_syncs;        /* stats */
@@ -128,6 +134,7 @@ struct rk_store_worker {
     bool in_req;                  /* between rk_store_begin and its commit/abort */
     bool nowait;                  /* commit does not wait for strict durability (sweeper) */
     bool dirty;                   /* an operation wrote in this txn (it gets a new commit sequence) */
+    bool lmdb_wrote;              /* ... and wrote LMDB itself, not only cached records */
     int64_t now_ms;               /* wall clock given to rk_store_begin */
     uint64_t last_seq;            /* commit sequence of this worker's last commit */
 
@@ -155,6 +162,7 @@ struct rk_store_worker {
     uint8_t *wal;                 /* this request's log entry: the cached records it wrote */
     size_t wal_used, wal_cap;     /* bytes used and allocated (grows, never shrinks) */
     int ckpt_flushed;             /* dirty records the open checkpoint txn wrote (marked clean at commit) */
+    uint64_t ckpt_keep;           /* and the oldest change still dirty after it (0: no checkpoint) */
 };
 
 /* Cached databases (indexes into the cache). */
@@ -168,8 +176,8 @@ enum {
 /* Adds one cached record's new image to w's log entry. RK_ENOMEM. */
 int rk_wal_add(rk_store_worker *w, int db, const MDB_val *k, const MDB_val *v);
 
-/* Writes w's log entry (if any) into its transaction at sequence
- * s->wal_next. 0, RK_ST_MAPFULL or RK_ESTORE. */
+/* Appends w's log entry (if any) to the log at sequence s->wal_next, after
+ * its transaction committed. 0 or an RK_E* code. */
 int rk_wal_write(rk_store_worker *w);
 
 /* At open, before any worker: writes what the log holds into the databases
@@ -185,6 +193,10 @@ void *rk_wal_ckpt_main(void *arg);
  * chunk of the oldest dirty records (and trims the log) inside w's open
  * request transaction, so they are clean once it commits. RK_ESTORE. */
 int rk_wal_assist(rk_store_worker *w);
+
+/* Fsyncs the log and the databases, then deletes the log's segments that
+ * checkpoints have made unnecessary. 0 or RK_ESTORE. */
+int rk_store_trim_log(rk_store *s);
 
 /* Doubles the map (disk blocks reserved first) while nothing else uses the
  * store: at open, before any worker or thread exists. 0 or RK_ESTORE. */

@@ -2,23 +2,30 @@
  *
  * A request's changes to cached records (counter groups, decided
  * transactions) go into the cache and into one log entry: the new image of
- * every record it wrote, appended to the `wal` database (integer keys in
- * sequence, MDB_APPEND: the B-tree's rightmost page) in the request's own
- * transaction. The commit therefore makes the changes exactly as durable as
- * writing the records in place would, at the cost of one page instead of a
- * root-to-leaf path per record.
+ * every record it wrote, appended to the log's segment files (wlog.c) once
+ * the request's LMDB transaction has committed, under the same gate. A
+ * request that changed only cached records has an LMDB transaction with no
+ * pages to write, whose commit costs next to nothing: the append (one
+ * pwritev into the page cache) is what makes its changes survive the
+ * process, and the log's fdatasync (sync thread) what makes them survive a
+ * power cut.
  *
  * Checkpoints write dirty records to their databases, oldest change first,
- * CKPT_CHUNK to a transaction so requests wait at most one chunk, and delete
- * log entries older than the oldest change still dirty. Because every entry
- * holds whole images, recovery is simply: put every entry's records in log
- * order (the last image of a record wins), then empty the log. A record
- * checkpointed after its last logged change holds that same image, so
- * replaying entries that survived a trim rewrites what is already there.
- * The one image recovery can bring back older than its database's is that of
- * a record the sweeper dropped or shrank meanwhile: it was idle then and is
- * idle again (window arithmetic and the decided record's own time ignore
- * it), and the next sweep drops it.
+ * CKPT_CHUNK to a transaction so requests wait at most one chunk, and
+ * publish the oldest change still dirty (wal_keep): every log entry older
+ * than it is in the databases. The sync thread deletes whole segments below
+ * it, but only after an fsync of the databases that followed the
+ * publication. Because every entry holds whole images, recovery is simply:
+ * put every entry's records in log order (the last image of a record wins),
+ * then start an empty log. A record checkpointed after its last logged
+ * change holds that same image, so replaying entries that were not yet
+ * trimmed rewrites what is already there. The one image recovery can bring
+ * back older than its database's is that of a record the sweeper dropped or
+ * shrank meanwhile: it was idle then and is idle again (window arithmetic
+ * and the decided record's own time ignore it), and the next sweep drops it.
+ *
+ * Stores written before the log moved into files kept it in the `wal`
+ * database of the environment; recovery replays that first and empties it.
  *
  * Entry layout: repeated { u8 db, u8 key length, u32 encoded and u32 decoded
  * value lengths (native order), key, encoded value }. */
@@ -33,10 +40,9 @@
 #include "lib/log.h"
 #include "lib/thread.h"
 #include "state/store_int.h"
+#include "state/wlog.h"
 
 #define CKPT_CHUNK 16        /* records written per checkpoint transaction, fewer when a request waits */
-#define TRIM_MAX 128         /* log entries deleted per checkpoint transaction */
-#define TRIM_MIN 4           /* ... at least, when there are (a request adds one) */
 #define RECOVER_GROWTHS 16   /* map doublings tried while recovering */
 #define RK_WAL_VALUE_MAX (256 * 1024) /* largest logged value (decided records are under 80 KiB) */
 
@@ -129,11 +135,7 @@ int rk_wal_write(rk_store_worker *w)
 {
     if (w->wal_used == 0)
         return 0;
-    rk_store *s = w->s;
-    uint64_t seq = s->wal_next;
-    MDB_val k = {sizeof seq, &seq}, v = {w->wal_used, w->wal};
-    int rc = mdb_put(w->txn, s->db_wal, &k, &v, MDB_APPEND);
-    return rc ? rk_store_mdb_fail(s, rc, "writing the write-ahead log") : 0;
+    return rk_wlog_append(w->s->wlog, w->s->wal_next, w->wal, w->wal_used);
 }
 
 static MDB_dbi item_dbi(const rk_store *s, int db)
@@ -167,8 +169,24 @@ static int apply_entry(rk_store *s, MDB_txn *txn, const uint8_t *p, size_t len, 
     return 0;
 }
 
-/* One attempt at recovery in a single transaction. */
-static int recover_once(rk_store *s, uint64_t *entries, uint8_t *scratch)
+typedef struct replay_ctx {
+    rk_store *s;
+    MDB_txn *txn;
+    uint8_t *scratch;
+} replay_ctx;
+
+static int replay_one(void *ctx, uint64_t seq, const uint8_t *p, size_t len)
+{
+    (void)seq;
+    replay_ctx *c = ctx;
+    return apply_entry(c->s, c->txn, p, len, c->scratch);
+}
+
+/* One attempt at recovery in a single transaction: the legacy log database,
+ * then the log's files. Returns 0, an LMDB code or EINVAL (a malformed
+ * entry); *file_rc gets an RK_E* code when the files could not be read. */
+static int recover_once(rk_store *s, uint64_t *entries, uint64_t *last_seq, uint8_t *scratch,
+                        int *file_rc)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -190,6 +208,16 @@ static int recover_once(rk_store *s, uint64_t *entries, uint8_t *scratch)
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND)
         rc = mdb_drop(txn, s->db_wal, 0);
+    if (rc == 0) {
+        uint64_t n;
+        replay_ctx c = {s, txn, scratch};
+        rc = rk_wlog_replay(s->wlog, replay_one, &c, &n, last_seq);
+        *entries += n;
+        if (rc < 0 && rc > -1000) { /* ours, not LMDB's (MDB_* codes are below -30000) */
+            *file_rc = rc;
+            rc = EIO;
+        }
+    }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -201,7 +229,6 @@ static int recover(rk_store *s, uint8_t *scratch);
 
 int rk_wal_recover(rk_store *s)
 {
-    s->wal_next = 1;
     uint8_t *scratch = malloc(RK_WAL_VALUE_MAX);
     if (!scratch)
         return RK_ENOMEM;
@@ -213,14 +240,24 @@ int rk_wal_recover(rk_store *s)
 static int recover(rk_store *s, uint8_t *scratch)
 {
     for (int i = 0; i < RECOVER_GROWTHS; i++) {
-        uint64_t entries = 0;
-        int rc = recover_once(s, &entries, scratch);
+        uint64_t entries = 0, last_seq = 0;
+        int file_rc = 0;
+        int rc = recover_once(s, &entries, &last_seq, scratch, &file_rc);
+        if (file_rc != 0)
+            return file_rc;
         if (rc == 0) {
             if (entries > 0) {
                 rk_log_info("state: replayed %" PRIu64 " write-ahead log entries", entries);
                 if (mdb_env_sync(s->env, 1) != 0)
                     return RK_ESTORE;
             }
+            /* what the log held is in the databases, durably: a fresh log */
+            s->wal_next = last_seq + 1;
+            atomic_store(&s->wal_keep, s->wal_next);
+            if (s->wal_on)
+                return rk_wlog_reset(s->wlog);
+            rk_wlog_close(s->wlog, true);
+            s->wlog = NULL;
             return 0;
         }
         if (rc == EINVAL) {
@@ -246,7 +283,7 @@ static int recover(rk_store *s, uint8_t *scratch)
 
 typedef struct ckpt_arg {
     uint64_t pass_end; /* flush records whose first change is older than this */
-    bool *more;        /* out: such records, or trimmable log entries, remain (NULL: not asked) */
+    bool *more;        /* out: such records remain (NULL: not asked) */
     bool yield;        /* end early when a request waits (the checkpointer's chunks, not an
                           assisting request's, which must keep up with what requests dirty) */
 } ckpt_arg;
@@ -260,7 +297,7 @@ static bool request_waits(rk_store *s)
 }
 
 /* Writes up to CKPT_CHUNK of the oldest dirty records changed before
- * pass_end and trims the log up to the oldest change that stays dirty. Runs
+ * pass_end and notes the oldest change that stays dirty. Runs
  * again unchanged after a map growth (nothing is marked clean before the
  * commit). */
 static int ckpt_op(rk_store_worker *w, void *arg)
@@ -284,37 +321,13 @@ static int ckpt_op(rk_store_worker *w, void *arg)
     w->ckpt_flushed = n;
     if (a->more)
         *a->more = rk_wcache_needed_seq(s->wc, n, UINT64_MAX) < a->pass_end;
-    if (!s->wal_on)
-        return 0;
-    uint64_t keep_from = rk_wcache_needed_seq(s->wc, n, s->wal_next);
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(w->txn, s->db_wal, &cur);
-    if (rc != 0)
-        return rk_store_mdb_fail(s, rc, "opening the write-ahead log");
-    MDB_val k, v;
-    int trimmed = 0;
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        uint64_t seq;
-        memcpy(&seq, k.mv_data, sizeof seq);
-        if (seq >= keep_from)
-            break;
-        if (trimmed == TRIM_MAX || (a->yield && trimmed >= TRIM_MIN && request_waits(s))) {
-            if (a->more)
-                *a->more = true;
-            break;
-        }
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            break;
-        trimmed++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return rk_store_mdb_fail(s, rc, "trimming the write-ahead log");
+    /* published once this commits (after_commit): the log below it is in
+     * the databases */
+    w->ckpt_keep = s->wal_on ? rk_wcache_needed_seq(s->wc, n, s->wal_next) : 0;
     return 0;
 }
 
-/* One checkpoint transaction of the pass a describes: a chunk of records
- * and a trim of the log. */
+/* One checkpoint transaction of the pass a describes: a chunk of records. */
 static int checkpoint_chunk(rk_store_worker *w, ckpt_arg *a)
 {
     rk_store *s = w->s;
@@ -364,7 +377,8 @@ static int checkpoint_pass(rk_store *s, rk_thread_prio *hold)
 
 int rk_store_checkpoint(rk_store *s)
 {
-    return checkpoint_pass(s, NULL);
+    int rc = checkpoint_pass(s, NULL);
+    return rc == 0 ? rk_store_trim_log(s) : rc;
 }
 
 int rk_wal_assist(rk_store_worker *w)
