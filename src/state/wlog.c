@@ -6,7 +6,13 @@
  * entries back to back, each 8-byte aligned:
  *   u32 payload length (0: no more entries), u32 CRC-32C of the sequence
  *   and payload, u64 sequence, payload, zero padding.
- * An entry is appended with one pwritev. Reading stops at the first entry
+ * Segments are mapped shared and an entry is appended with a memcpy: no
+ * system call on the request path (a pwritev measured 3-4 us of a
+ * request's time), and the bytes are in the page cache at once, so a killed
+ * process loses nothing appended. fdatasync writes a mapping's dirty pages
+ * like any others (Linux tracks a shared mapping's writes per page). The
+ * space is reserved first because a store into a mapped hole on a full disk
+ * is a SIGBUS. Reading stops at the first entry
  * that is not whole (length 0 or past the end, a sequence not above the last,
  * a checksum mismatch): after a crash only the tail of what was written can
  * be missing, and only what no fsync covered.
@@ -27,7 +33,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "lib/crc32c.h"
@@ -42,9 +47,15 @@
 
 static const char MAGIC[8] = {'R', 'K', 'W', 'A', 'L', 0, 0, 1};
 
+/* A segment's open file and its shared mapping (SEG_BYTES). */
+typedef struct segfile {
+    int fd;
+    uint8_t *map;
+} segfile;
+
 typedef struct seg {
     uint32_t index;     /* file number */
-    int fd;             /* open for writing (and fdatasync) */
+    segfile f;          /* open and mapped for appending (fd for fdatasync) */
     uint64_t last_seq;  /* newest entry's sequence; 0 when none yet */
     uint64_t entries;   /* entries in it */
     size_t written;     /* bytes in use: the next entry goes here */
@@ -57,7 +68,7 @@ struct rk_wlog {
     pthread_mutex_t trim_mu; /* held by a trim, and by a backup across its copy */
     seg *segs;               /* live segments, oldest first; the last is appended to */
     int nsegs, cap;
-    int spare_fd;            /* the next segment, created ahead; -1 when none */
+    segfile spare;           /* the next segment, created ahead; fd -1 when none */
     uint32_t spare_index;
     uint32_t next_index;     /* number the next created segment gets */
     bool dir_dirty;          /* a segment was created since the directory was last fsync'ed */
@@ -80,9 +91,16 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* Creates segment index: header written, space reserved. Returns its fd or
- * -1 (logged). */
-static int seg_create(const rk_wlog *l, uint32_t index)
+static void seg_unmap(segfile *f)
+{
+    munmap(f->map, SEG_BYTES);
+    close(f->fd);
+    f->fd = -1;
+}
+
+/* Creates segment index: space reserved, header written, mapped. 0 or -1
+ * (logged). */
+static int seg_create(const rk_wlog *l, uint32_t index, segfile *out)
 {
     char path[4200];
     seg_path(l, index, path, sizeof path);
@@ -93,20 +111,24 @@ static int seg_create(const rk_wlog *l, uint32_t index)
     }
     uint8_t hdr[SEG_HDR] = {0};
     memcpy(hdr, MAGIC, sizeof MAGIC);
-    /* fallocate where the file system has it; a sparse file works too */
+    /* fallocate where the file system has it; elsewhere a sparse file, and
+     * a full disk is then a SIGBUS (docs/operations.md, as for the map) */
     if (fallocate(fd, 0, 0, (off_t)SEG_BYTES) != 0 && ftruncate(fd, (off_t)SEG_BYTES) != 0) {
         rk_log_error("state: cannot size log segment %s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
         return -1;
     }
-    if (pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
+    void *m = MAP_FAILED;
+    if (pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+        (m = mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
         rk_log_error("state: cannot write log segment %s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
         return -1;
     }
-    return fd;
+    *out = (segfile){fd, m};
+    return 0;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -136,7 +158,7 @@ int rk_wlog_open(const char *dir, rk_wlog **out)
     if (!l)
         return RK_ENOMEM;
     snprintf(l->dir, sizeof l->dir, "%s", dir);
-    l->spare_fd = -1;
+    l->spare.fd = -1;
     l->next_index = 1;
     pthread_mutex_init(&l->mu, NULL);
     pthread_mutex_init(&l->trim_mu, NULL);
@@ -245,7 +267,7 @@ int rk_wlog_replay(rk_wlog *l, rk_wlog_fn fn, void *ctx, uint64_t *entries, uint
     return 0;
 }
 
-static int push_seg(rk_wlog *l, uint32_t index, int fd)
+static int push_seg(rk_wlog *l, uint32_t index, segfile f)
 {
     if (l->nsegs == l->cap) {
         int cap = l->cap ? l->cap * 2 : 8;
@@ -255,7 +277,7 @@ static int push_seg(rk_wlog *l, uint32_t index, int fd)
         l->segs = p;
         l->cap = cap;
     }
-    l->segs[l->nsegs++] = (seg){.index = index, .fd = fd, .written = SEG_HDR, .synced = 0};
+    l->segs[l->nsegs++] = (seg){.index = index, .f = f, .written = SEG_HDR, .synced = 0};
     return 0;
 }
 
@@ -271,12 +293,12 @@ int rk_wlog_reset(rk_wlog *l)
     }
     l->nfound = 0;
     uint32_t index = l->next_index++;
-    int fd = seg_create(l, index);
-    if (fd < 0)
+    segfile f;
+    if (seg_create(l, index, &f) != 0)
         return RK_EIO;
-    if (fsync_dir(l->dir) != 0 || push_seg(l, index, fd) != 0) {
+    if (fsync_dir(l->dir) != 0 || push_seg(l, index, f) != 0) {
         rk_log_error("state: cannot start the log in %s", l->dir);
-        close(fd);
+        seg_unmap(&f);
         return RK_EIO;
     }
     return 0;
@@ -285,20 +307,20 @@ int rk_wlog_reset(rk_wlog *l)
 /* Under mu: moves appends to the spare segment, or to a new one made now. */
 static int roll(rk_wlog *l)
 {
-    int fd = l->spare_fd;
+    segfile f = l->spare;
     uint32_t index = l->spare_index;
-    if (fd < 0) {
+    if (f.fd < 0) {
         index = l->next_index++;
-        if ((fd = seg_create(l, index)) < 0)
+        if (seg_create(l, index, &f) != 0)
             return RK_EIO;
         l->dir_dirty = true;
     }
-    if (push_seg(l, index, fd) != 0) {
-        if (l->spare_fd < 0)
-            close(fd); /* a file left empty: replay reads nothing from it */
+    if (push_seg(l, index, f) != 0) {
+        if (l->spare.fd < 0)
+            seg_unmap(&f); /* a file left empty: replay reads nothing from it */
         return RK_ENOMEM;
     }
-    l->spare_fd = -1;
+    l->spare.fd = -1;
     return 0;
 }
 
@@ -312,25 +334,18 @@ int rk_wlog_append(rk_wlog *l, uint64_t seq, const void *p, size_t len)
     if (l->segs[l->nsegs - 1].written + total > SEG_BYTES)
         rc = roll(l);
     seg *cur = &l->segs[l->nsegs - 1];
-    int fd = cur->fd;
+    uint8_t *at = cur->f.map + cur->written;
     size_t off = cur->written;
     pthread_mutex_unlock(&l->mu);
     if (rc != 0)
         return rc;
 
-    uint32_t hdr[4], len32 = (uint32_t)len;
-    uint32_t crc = rk_crc32c(rk_crc32c(0, &seq, 8), p, len);
-    static const uint8_t pad[8];
-    memcpy(&hdr[0], &len32, 4);
-    memcpy(&hdr[1], &crc, 4);
-    memcpy(&hdr[2], &seq, 8);
-    struct iovec iov[3] = {{hdr, ENTRY_HDR}, {(void *)p, len}, {(void *)pad, total - ENTRY_HDR - len}};
-    ssize_t n = pwritev(fd, iov, iov[2].iov_len ? 3 : 2, (off_t)off);
-    if (n != (ssize_t)total) {
-        rk_log_error("state: writing the write-ahead log failed: %s",
-                     n < 0 ? strerror(errno) : "short write");
-        return RK_EIO;
-    }
+    /* the rest of the segment is zeros: the padding is already there */
+    uint32_t len32 = (uint32_t)len, crc = rk_crc32c(rk_crc32c(0, &seq, 8), p, len);
+    memcpy(at, &len32, 4);
+    memcpy(at + 4, &crc, 4);
+    memcpy(at + 8, &seq, 8);
+    memcpy(at + ENTRY_HDR, p, len);
     pthread_mutex_lock(&l->mu);
     cur = &l->segs[l->nsegs - 1];
     cur->written = off + total;
@@ -354,7 +369,7 @@ int rk_wlog_sync(rk_wlog *l)
         l->dir_dirty = false;
         for (int i = 0; i < l->nsegs && n < SYNC_BATCH; i++)
             if (l->segs[i].written > l->segs[i].synced)
-                todo[n++] = (struct pending){l->segs[i].fd, l->segs[i].written, l->segs[i].index};
+                todo[n++] = (struct pending){l->segs[i].f.fd, l->segs[i].written, l->segs[i].index};
         pthread_mutex_unlock(&l->mu);
         if (dir && fsync_dir(l->dir) != 0) {
             rk_log_error("state: fsync of %s failed: %s", l->dir, strerror(errno));
@@ -388,18 +403,18 @@ int rk_wlog_sync(rk_wlog *l)
 void rk_wlog_prepare(rk_wlog *l)
 {
     pthread_mutex_lock(&l->mu);
-    bool need = l->spare_fd < 0;
+    bool need = l->spare.fd < 0;
     uint32_t index = need ? l->next_index++ : 0;
     pthread_mutex_unlock(&l->mu);
     if (!need)
         return;
-    int fd = seg_create(l, index);
-    if (fd < 0)
+    segfile f;
+    if (seg_create(l, index, &f) != 0)
         return; /* the append that needs it makes one */
     if (fsync_dir(l->dir) != 0)
         rk_log_warn("state: fsync of %s failed: %s", l->dir, strerror(errno));
     pthread_mutex_lock(&l->mu);
-    l->spare_fd = fd;
+    l->spare = f;
     l->spare_index = index;
     pthread_mutex_unlock(&l->mu);
 }
@@ -419,7 +434,7 @@ int rk_wlog_trim(rk_wlog *l, uint64_t keep)
     pthread_mutex_unlock(&l->mu);
     char path[4200];
     for (int i = 0; i < n; i++) {
-        close(gone[i].fd);
+        seg_unmap(&gone[i].f);
         seg_path(l, gone[i].index, path, sizeof path);
         if (unlink(path) != 0)
             rk_log_warn("state: cannot delete log segment %s: %s", path, strerror(errno));
@@ -504,7 +519,7 @@ void rk_wlog_close(rk_wlog *l, bool drop)
         return;
     char path[4200];
     for (int i = 0; i < l->nsegs; i++) {
-        close(l->segs[i].fd);
+        seg_unmap(&l->segs[i].f);
         seg_path(l, l->segs[i].index, path, sizeof path);
         if (drop)
             unlink(path);
@@ -513,8 +528,8 @@ void rk_wlog_close(rk_wlog *l, bool drop)
         seg_path(l, l->found[i], path, sizeof path);
         unlink(path);
     }
-    if (l->spare_fd >= 0) { /* never written: not needed at the next open */
-        close(l->spare_fd);
+    if (l->spare.fd >= 0) { /* never written: not needed at the next open */
+        seg_unmap(&l->spare);
         seg_path(l, l->spare_index, path, sizeof path);
         unlink(path);
     }
