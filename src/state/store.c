@@ -16,13 +16,16 @@
  *                     held exclusively only by mdb_env_set_mapsize, which LMDB
  *                     allows only when no transaction is active in the process.
  *   sync_mu  (mutex)  guards the commit and sync sequence numbers.
- * Nobody takes maplock shared twice (a waiting grower would deadlock it).
+ * flush_mu (mutex) serialises the fsyncs and log trims of sync_round; it is
+ * taken with neither gate nor sync_mu held, before maplock. Nobody takes
+ * maplock shared twice (a waiting grower would deadlock it).
  *
  * Durability. The environment is always opened MDB_NOSYNC: a commit writes
  * its pages and meta page into the OS page cache and returns. Every commit
- * takes the next commit sequence number; the sync thread fsyncs
- * (mdb_env_sync(force)) and then declares every sequence number taken before
- * that fsync started durable. In periodic mode it does so every
+ * takes the next commit sequence number; the sync thread fsyncs the
+ * write-ahead log's files, and the databases too when a commit wrote them
+ * other than through the log (sync_round), and then declares every sequence
+ * number taken before that fsync started durable. In periodic mode it does so every
  * sync_interval_ms; in strict mode as soon as a commit is waiting, and each
  * committer waits until its number is durable, so commits that arrive while
  * one fsync runs share the next (group commit). Because a committed
@@ -32,11 +35,11 @@
  *
  * Write-back cache. rk_store_get and rk_store_put_at (counter and decided
  * records) go through the cache (wcache.c) under gate; a request's changes
- * also become one write-ahead log entry written just before its commit, and
- * the checkpointer thread moves them into their databases (wal.c). Every
- * path that abandons a transaction (abort, a re-run after map growth, a
- * failed commit) undoes the request's cache changes with it, so the cache
- * never holds what LMDB did not commit.
+ * also become one write-ahead log entry appended just after its LMDB commit
+ * (wlog.c), and the checkpointer thread moves them into their databases
+ * (wal.c). Every path that abandons a transaction (abort, a re-run after map
+ * growth, a failed commit or log append) undoes the request's cache changes
+ * with it, so the cache never holds what was not committed and logged.
  *
  * Map growth. A transaction that hits MDB_MAP_FULL is aborted, the map is
  * doubled (up to map_max) and the transaction's logged operations are run

@@ -6,7 +6,7 @@
  * the request's LMDB transaction has committed, under the same gate. A
  * request that changed only cached records has an LMDB transaction with no
  * pages to write, whose commit costs next to nothing: the append (one
- * pwritev into the page cache) is what makes its changes survive the
+ * memcpy into a mapped segment) is what makes its changes survive the
  * process, and the log's fdatasync (sync thread) what makes them survive a
  * power cut.
  *
