@@ -361,7 +361,7 @@ static void sync_round(rk_store *s, bool trim)
         pthread_rwlock_unlock(&s->maplock);
         if (rc == 0 && trim && s->wlog) {
             rk_wlog_trim(s->wlog, keep);
-            s->trim_ns = rk_clock_ns();
+            atomic_store(&s->trim_ns, rk_clock_ns());
     atomic_store(&s->st_wal_next, s->wal_next);
         }
     }
@@ -385,7 +385,7 @@ static void sync_round(rk_store *s, bool trim)
 /* Whether the sync thread's next round should trim the log. */
 static bool trim_due(const rk_store *s)
 {
-    return s->wlog && rk_clock_ns() - s->trim_ns >= (int64_t)LOG_TRIM_MS * 1000000;
+    return s->wlog && rk_clock_ns() - atomic_load(&s->trim_ns) >= (int64_t)LOG_TRIM_MS * 1000000;
 }
 
 static void *sync_main(void *arg)
@@ -708,7 +708,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
         rc = rk_wlog_open(s->dir, &s->wlog);
     if (rc == 0)
         rc = rk_wal_recover(s);
-    s->trim_ns = rk_clock_ns();
+    atomic_store(&s->trim_ns, rk_clock_ns());
     if (rc == 0)
         rc = rk_wcache_new(s->cfg.cache_records, s->wal_on, &s->wc); /* live: resident */
     if (rc == 0)

@@ -62,7 +62,7 @@ struct rk_store {
     uint64_t commit_seq;          /* commits so far (sequence of the newest) */
     uint64_t synced_seq;          /* every commit up to this one is on disk */
     uint64_t env_seq;             /* the last commit that wrote LMDB pages other than checkpoints */
-    int64_t trim_ns;              /* when the log was last trimmed (monotonic) */
+    atomic_int_fast64_t trim_ns;  /* when the log was last trimmed (monotonic; sync thread and rk_store_trim_log) */
     pthread_mutex_t flush_mu;     /* one flush (log and database fsyncs, trim) at a time */
     int sync_err;                 /* last mdb_env_sync failure (0 = none); strict commits report it */
     bool stopping;                /* close requested: threads exit */
