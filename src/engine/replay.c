@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include "engine/pipeline.h"
 #include "engine/snapshot.h"
 #include "lib/err.h"
+#include "lib/fcopy.h"
 #include "lib/log.h"
 #include "proto/mp.h"
 #include "state/keyhash.h"
@@ -52,7 +54,6 @@
 #define DATA_FILE "data.mdb"            /* LMDB's data file in a store or backup directory */
 #define SYNC_INTERVAL_MS (24LL * 3600 * 1000) /* a thrown-away store needs no periodic fsync */
 #define MAP_SIZE ((size_t)256 << 20)    /* initial map: sparse, and rarely grown in a backtest */
-#define COPY_CHUNK (1 << 20)            /* bytes per read/write when copying a backup */
 
 static _Thread_local int64_t replay_now_ms; /* the event time of the current record */
 
@@ -262,39 +263,14 @@ static void remove_dir(char *dir)
     dir[0] = '\0';
 }
 
-/* Copies file name from src_dir to dst_dir with mode. RK_ENOTFOUND when the
- * source is missing, RK_EIO otherwise (errno kept). */
-static int copy_file(const char *src_dir, const char *dst_dir, const char *name, mode_t mode)
+/* Copies file name from src_dir to dst_dir with mode 0600. RK_ENOTFOUND when
+ * the source is missing, RK_EIO otherwise (errno kept). */
+static int copy_file(const char *src_dir, const char *dst_dir, const char *name)
 {
     char src[4200], dst[4200];
     snprintf(src, sizeof src, "%s/%s", src_dir, name);
     snprintf(dst, sizeof dst, "%s/%s", dst_dir, name);
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return errno == ENOENT ? RK_ENOTFOUND : RK_EIO;
-    int outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    char *buf = outfd >= 0 ? malloc(COPY_CHUNK) : NULL;
-    int rc = buf ? 0 : RK_EIO;
-    for (ssize_t got; rc == 0 && (got = read(in, buf, COPY_CHUNK)) != 0;) {
-        if (got < 0) {
-            if (errno != EINTR)
-                rc = RK_EIO;
-            continue;
-        }
-        for (ssize_t off = 0; rc == 0 && off < got;) {
-            ssize_t put = write(outfd, buf + off, (size_t)(got - off));
-            if (put < 0 && errno != EINTR)
-                rc = RK_EIO;
-            off += put > 0 ? put : 0;
-        }
-    }
-    int e = errno;
-    free(buf);
-    if (outfd >= 0 && close(outfd) != 0 && rc == 0)
-        rc = RK_EIO;
-    close(in);
-    errno = e;
-    return rc;
+    return rk_fcopy(src, dst, 0600, SIZE_MAX, false);
 }
 
 /* A fresh private store gets a fixed secret instead of a random one. Distinct
@@ -338,7 +314,7 @@ static int seed_store(const char *state_dir, const char *dir, rk_diag *diag)
                     "may be torn (make a consistent one with 'riskctl backup DIR')", state_dir);
     const char *files[] = {DATA_FILE, RK_SECRET_FILE};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        int rc = copy_file(state_dir, dir, files[i], 0600);
+        int rc = copy_file(state_dir, dir, files[i]);
         if (rc == RK_ENOTFOUND) {
             rk_diag_set(diag, state_dir, 0, 0, "not a backup directory: it has no '%s' "
                         "(make one with 'riskctl backup DIR')", files[i]);
@@ -356,7 +332,7 @@ static int seed_store(const char *state_dir, const char *dir, rk_diag *diag)
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
         if (!rk_store_is_log_file(e->d_name))
             continue;
-        if ((rc = copy_file(state_dir, dir, e->d_name, 0600)) != 0)
+        if ((rc = copy_file(state_dir, dir, e->d_name)) != 0)
             rk_diag_set(diag, state_dir, 0, 0, "cannot copy '%s' into %s: %s", e->d_name, dir,
                         strerror(errno));
     }

@@ -38,6 +38,7 @@
 
 #include "lib/crc32c.h"
 #include "lib/err.h"
+#include "lib/fcopy.h"
 #include "lib/log.h"
 #include "state/store.h"
 
@@ -444,29 +445,6 @@ int rk_wlog_trim(rk_wlog *l, uint64_t keep)
     return n;
 }
 
-static int copy_file(const char *src, const char *dst, size_t len)
-{
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    int out = in < 0 ? -1 : open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int rc = out < 0 ? -1 : 0;
-    char buf[1 << 16];
-    for (size_t at = 0; rc == 0 && at < len;) {
-        size_t want = len - at < sizeof buf ? len - at : sizeof buf;
-        ssize_t n = pread(in, buf, want, (off_t)at);
-        if (n <= 0 || write(out, buf, (size_t)n) != n)
-            rc = -1;
-        else
-            at += (size_t)n;
-    }
-    if (rc == 0)
-        rc = fsync(out);
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    return rc;
-}
-
 void rk_wlog_hold(rk_wlog *l)
 {
     pthread_mutex_lock(&l->trim_mu);
@@ -492,7 +470,7 @@ int rk_wlog_copy(rk_wlog *l, const char *dir)
     for (int i = 0; rc == 0 && i < n; i++) {
         seg_path(l, todo[i].index, src, sizeof src);
         snprintf(dst, sizeof dst, "%s/wal-%08" PRIx32 ".log", dir, todo[i].index);
-        if (copy_file(src, dst, todo[i].upto) != 0) {
+        if (rk_fcopy(src, dst, 0600, todo[i].upto, true) != 0) {
             rk_log_error("state: backup: cannot copy %s to %s: %s", src, dst, strerror(errno));
             rc = RK_EIO;
         }
