@@ -54,6 +54,7 @@
 
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/files.h"
 #include "lib/log.h"
 #include "lib/thread.h"
 #include "proto/mp.h"
@@ -319,15 +320,6 @@ __attribute__((format(printf, 2, 3))) static void io_error(rk_declog *dl, const 
     rk_log_error("decision log: %s", msg);
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 /* The sequence number of a log file's name "decisions-<UTC>-<seq>.rlog";
  * false for any other name. */
 static bool file_seq(const char *name, uint64_t *seq)
@@ -418,7 +410,7 @@ static void prune(rk_declog *dl)
     }
     free_files(v, n);
     if (removed) {
-        fsync_dir(dl->dir);
+        (void)rk_fsync_path(dl->dir, true);
         rk_log_info("decision log: removed %zu old file%s (keep_files %d)", removed,
                     removed == 1 ? "" : "s", dl->keep_files);
     }
@@ -450,7 +442,7 @@ static int open_file(rk_declog *dl)
     dl->open_failed_ns = 0;
     dl->next_seq++;
     dl->file_bytes = 0;
-    fsync_dir(dl->dir); /* the new name survives a power cut with its data */
+    (void)rk_fsync_path(dl->dir, true); /* the new name survives a power cut with its data */
     bump(&dl->files, 1);
     rk_log_info("decision log: writing %s", dl->path);
     prune(dl);

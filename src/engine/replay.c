@@ -45,7 +45,7 @@
 #include "engine/pipeline.h"
 #include "engine/snapshot.h"
 #include "lib/err.h"
-#include "lib/fcopy.h"
+#include "lib/files.h"
 #include "lib/log.h"
 #include "proto/mp.h"
 #include "state/keyhash.h"

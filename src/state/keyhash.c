@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "lib/err.h"
+#include "lib/files.h"
 #include "lib/log.h"
 
 /* Largest compound key hashed in one go: 4 values of up to this many bytes,
@@ -73,15 +74,6 @@ static int write_full(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 /* Writes secret to path via a temporary file and link(2), which fails with
  * EEXIST instead of replacing a secret someone else created first. */
 static int create_secret(const char *dir, const char *path, const uint8_t *secret)
@@ -107,7 +99,7 @@ static int create_secret(const char *dir, const char *path, const uint8_t *secre
     }
     (void)unlink(tmp);
     if (rc == 0)
-        fsync_dir(dir);
+        (void)rk_fsync_path(dir, true);
     return rc;
 }
 

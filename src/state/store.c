@@ -82,6 +82,7 @@
 
 #include "lib/clock.h"
 #include "lib/err.h"
+#include "lib/files.h"
 #include "lib/log.h"
 #include "lib/thread.h"
 #include "state/crecord.h"
@@ -1419,16 +1420,6 @@ int rk_store_stats_get(rk_store *s, rk_store_stats *out)
     return 0;
 }
 
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int rk_store_backup(rk_store *s, const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -1465,8 +1456,8 @@ int rk_store_backup(rk_store *s, const char *dir)
     if (rc != 0)
         return rc;
     /* mdb_env_copy2 creates the file 0644 less the umask and does not fsync */
-    if (chmod(data, 0600) != 0 || fsync_path(data, O_RDONLY) != 0 ||
-        fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0) {
+    if (chmod(data, 0600) != 0 || rk_fsync_path(data, false) != 0 ||
+        rk_fsync_path(dir, true) != 0) {
         rk_log_error("state: backup: cannot secure %s: %s", data, strerror(errno));
         return RK_EIO;
     }

@@ -173,13 +173,15 @@ typedef struct replay_ctx {
     rk_store *s;
     MDB_txn *txn;
     uint8_t *scratch;
+    int rc;          /* apply_entry's failure, which stopped the replay */
 } replay_ctx;
 
 static int replay_one(void *ctx, uint64_t seq, const uint8_t *p, size_t len)
 {
     (void)seq;
     replay_ctx *c = ctx;
-    return apply_entry(c->s, c->txn, p, len, c->scratch);
+    c->rc = apply_entry(c->s, c->txn, p, len, c->scratch);
+    return c->rc != 0; /* non-zero stops the replay */
 }
 
 /* One attempt at recovery in a single transaction: the legacy log database,
@@ -210,11 +212,12 @@ static int recover_once(rk_store *s, uint64_t *entries, uint64_t *last_seq, uint
         rc = mdb_drop(txn, s->db_wal, 0);
     if (rc == 0) {
         uint64_t n;
-        replay_ctx c = {s, txn, scratch};
-        rc = rk_wlog_replay(s->wlog, replay_one, &c, &n, last_seq);
+        replay_ctx c = {s, txn, scratch, 0};
+        int wrc = rk_wlog_replay(s->wlog, replay_one, &c, &n, last_seq);
         *entries += n;
-        if (rc < 0 && rc > -1000) { /* ours, not LMDB's (MDB_* codes are below -30000) */
-            *file_rc = rc;
+        rc = c.rc;
+        if (rc == 0 && wrc != 0) { /* the files could not be read */
+            *file_rc = wrc;
             rc = EIO;
         }
     }

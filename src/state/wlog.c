@@ -38,7 +38,7 @@
 
 #include "lib/crc32c.h"
 #include "lib/err.h"
-#include "lib/fcopy.h"
+#include "lib/files.h"
 #include "lib/log.h"
 #include "state/store.h"
 
@@ -48,6 +48,12 @@
 #define SYNC_BATCH 16 /* segments fdatasync'ed per look at the list */
 
 static const char MAGIC[8] = {'R', 'K', 'W', 'A', 'L', 0, 0, 1};
+
+/* Bytes an entry with a payload of len bytes takes, padding included. */
+static size_t entry_bytes(size_t len)
+{
+    return (ENTRY_HDR + len + 7) & ~(size_t)7;
+}
 
 /* A segment's open file and its shared mapping (SEG_BYTES). */
 typedef struct segfile {
@@ -81,16 +87,6 @@ struct rk_wlog {
 static void seg_path(const rk_wlog *l, uint32_t index, char *out, size_t n)
 {
     snprintf(out, n, "%s/wal-%08" PRIx32 ".log", l->dir, index);
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 static void seg_unmap(segfile *f)
@@ -250,7 +246,7 @@ static int replay_seg(rk_wlog *l, uint32_t index, rk_wlog_fn fn, void *ctx, uint
         rc = fn(ctx, seq, m + at + ENTRY_HDR, len);
         *last_seq = seq;
         (*entries)++;
-        at += (ENTRY_HDR + len + 7) & ~(size_t)7;
+        at += entry_bytes(len);
     }
     munmap((void *)m, size);
     return rc;
@@ -298,7 +294,7 @@ int rk_wlog_reset(rk_wlog *l)
     segfile f;
     if (seg_create(l, index, &f) != 0)
         return RK_EIO;
-    if (fsync_dir(l->dir) != 0 || push_seg(l, index, f) != 0) {
+    if (rk_fsync_path(l->dir, true) != 0 || push_seg(l, index, f) != 0) {
         rk_log_error("state: cannot start the log in %s", l->dir);
         seg_unmap(&f);
         return RK_EIO;
@@ -328,7 +324,7 @@ static int roll(rk_wlog *l)
 
 int rk_wlog_append(rk_wlog *l, uint64_t seq, const void *p, size_t len)
 {
-    size_t total = (ENTRY_HDR + len + 7) & ~(size_t)7;
+    size_t total = entry_bytes(len);
     if (total > SEG_BYTES - SEG_HDR || len > UINT32_MAX)
         return RK_ETOOBIG;
     pthread_mutex_lock(&l->mu);
@@ -373,7 +369,7 @@ int rk_wlog_sync(rk_wlog *l)
             if (l->segs[i].written > l->segs[i].synced)
                 todo[n++] = (struct pending){l->segs[i].f.fd, l->segs[i].written, l->segs[i].index};
         pthread_mutex_unlock(&l->mu);
-        if (dir && fsync_dir(l->dir) != 0) {
+        if (dir && rk_fsync_path(l->dir, true) != 0) {
             rk_log_error("state: fsync of %s failed: %s", l->dir, strerror(errno));
             pthread_mutex_lock(&l->mu);
             l->dir_dirty = true;
@@ -413,7 +409,7 @@ void rk_wlog_prepare(rk_wlog *l)
     segfile f;
     if (seg_create(l, index, &f) != 0)
         return; /* the append that needs it makes one */
-    if (fsync_dir(l->dir) != 0)
+    if (rk_fsync_path(l->dir, true) != 0)
         rk_log_warn("state: fsync of %s failed: %s", l->dir, strerror(errno));
     pthread_mutex_lock(&l->mu);
     l->spare = f;

@@ -1,4 +1,4 @@
-#include "lib/fcopy.h"
+#include "lib/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +43,18 @@ int rk_fcopy(const char *src, const char *dst, mode_t mode, size_t max, bool syn
         rc = RK_EIO;
     }
     close(in);
+    errno = e;
+    return rc;
+}
+
+int rk_fsync_path(const char *path, bool dir)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
     errno = e;
     return rc;
 }
