@@ -3,10 +3,11 @@
  * missing keys, `when`, out-of-order and too-old events, definition changes),
  * retry de-duplication, dynamic lists with TTL, feedback, map growth from a
  * tiny map (pre-emptive and on MDB_MAP_FULL), batches of a private store
- * (retries and aborts inside a batch, growth and rebuilds), the sweeper,
- * backup and restore,
- * and a scan of the data file for the raw identifiers used. Time is injected;
- * nothing sleeps. */
+ * (retries and aborts inside a batch, growth and rebuilds), recovery of the
+ * write-ahead log, checkpoints (alone, assisted by requests, and running
+ * while requests change the records they write), the sweeper, backup and
+ * restore, and a scan of the data file for the raw identifiers used. Time is
+ * injected; only the threaded tests wait. */
 #include <dirent.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -806,12 +807,31 @@ static void test_batch_map_full_rebuild(void **state)
 
 /* ---- write-back cache and its log ---------------------------------------- */
 
+typedef struct ckpt_loop {
+    rk_store *s;
+    atomic_bool stop;
+    int failed;      /* a checkpoint's error */
+} ckpt_loop;
+
+/* Checkpoints (and trims the log) over and over while requests run. */
+static void *checkpoint_loop(void *arg)
+{
+    ckpt_loop *l = arg;
+    while (!atomic_load(&l->stop) && !l->failed)
+        l->failed = rk_store_checkpoint(l->s);
+    return NULL;
+}
+
 /* A child process opens the store (f->cfg), scores n requests with ids
- * "<prefix>-i" over naccounts accounts, checks it took no checkpoint, and
- * _exits without closing the store, as after kill -9: everything it did is
- * in the write-ahead log only. Returns once it has exited cleanly. */
+ * "<prefix>-i" over naccounts accounts, checking each count, and _exits
+ * without closing the store, as after kill -9. Without ckpt it checks that
+ * it took no checkpoint: everything it did is in the write-ahead log only.
+ * With ckpt, another thread checkpoints and trims the log all along; then a
+ * last pass must leave nothing dirty and the log empty, and 20 more
+ * requests (ids up to n + 19) go to the log only. Returns once it has
+ * exited cleanly. */
 static void requests_then_crash(fx *f, const rk_counters *c, int n, int naccounts,
-                                const char *prefix)
+                                const char *prefix, bool ckpt)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -821,6 +841,10 @@ static void requests_then_crash(fx *f, const rk_counters *c, int n, int naccount
         rk_replay rp;
         char acct[32], id[32];
         fx_open(f);
+        ckpt_loop l = {.s = f->s};
+        pthread_t t;
+        if (ckpt && pthread_create(&t, NULL, checkpoint_loop, &l) != 0)
+            _exit(4);
         for (int i = 0; i < n; i++) {
             snprintf(acct, sizeof acct, "acct-%d", i % naccounts);
             snprintf(id, sizeof id, "%s-%d", prefix, i);
@@ -828,10 +852,26 @@ static void requests_then_crash(fx *f, const rk_counters *c, int n, int naccount
             if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / naccounts + 1)
                 _exit(2);
         }
+        if (ckpt) { /* then one pass alone: it leaves nothing dirty and the log empty */
+            atomic_store(&l.stop, true);
+            pthread_join(t, NULL);
+            if (l.failed || rk_store_checkpoint(f->s) != 0)
+                _exit(4);
+        }
         rk_store_stats st;
-        if (rk_store_stats_get(f->s, &st) != 0 || st.wal_entries != (uint64_t)n ||
-            st.checkpoints != 0)
+        if (rk_store_stats_get(f->s, &st) != 0 ||
+            (ckpt ? st.cache_dirty != 0 || st.wal_entries != 0
+                  : st.wal_entries != (uint64_t)n || st.checkpoints != 0))
             _exit(3);
+        if (ckpt) { /* and the last requests are in the log only */
+            for (int i = n; i < n + 20; i++) {
+                snprintf(acct, sizeof acct, "acct-%d", i % naccounts);
+                snprintf(id, sizeof id, "%s-%d", prefix, i);
+                set_str(f->txn, RK_F_ACCOUNT, acct);
+                if (score(f, c, id, T0 + i, out, &rp) != 0 || out[0].i != i / naccounts + 1)
+                    _exit(2);
+            }
+        }
         _exit(0);
     }
     int status;
@@ -847,7 +887,7 @@ static void test_wal_recovery(void **state)
     fx *f = *state;
     f->cfg.checkpoint_ms = 3600 * 1000; /* the child never checkpoints */
     rk_counters *c = acct_txn_counter();
-    requests_then_crash(f, c, 200, 20, "w");
+    requests_then_crash(f, c, 200, 20, "w", false);
     fx_open(f);
     rk_store_stats st;
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
@@ -865,6 +905,38 @@ static void test_wal_recovery(void **state)
     rk_counters_free(c);
 }
 
+/* Checkpoints write copies of dirty records while requests keep changing
+ * them: a record changed during the write must stay dirty, or, once evicted
+ * from this small cache, it would be read back older from LMDB (a count
+ * off by the lost increments), and the log must not be trimmed past its
+ * change (the counts after the crash). The small cache also makes requests
+ * write through to LMDB and assist, next to the checkpointer's writes. */
+static void test_checkpoint_while_requests_run(void **state)
+{
+    fx *f = *state;
+    f->cfg.checkpoint_ms = 3600 * 1000; /* the test's own thread checkpoints */
+    f->cfg.cache_records = 64;
+    rk_counters *c = acct_txn_counter();
+    requests_then_crash(f, c, 3000, 10, "cw", true);
+    fx_open(f);
+    rk_store_stats st;
+    assert_int_equal(rk_store_stats_get(f->s, &st), 0);
+    assert_int_equal(st.entries_counters, 10);
+    assert_int_equal(st.entries_recent, 3020);
+    char acct[32];
+    for (int a = 0; a < 10; a++) {
+        snprintf(acct, sizeof acct, "acct-%d", a);
+        set_str(f->txn, RK_F_ACCOUNT, acct);
+        assert_int_equal(peek(f, c, 0, T0 + 4000), 302);
+    }
+    rk_replay rp;
+    assert_int_equal(rk_store_begin(f->w, T0 + 4000), 0);
+    assert_int_equal(rk_recent_check(f->w, "cw-3019", 7, &rp), 0);
+    assert_memory_equal(rp.reply, "reply:cw-3019:302", rp.reply_len);
+    rk_store_abort(f->w);
+    rk_counters_free(c);
+}
+
 /* Recovery that needs a larger map: the child fills a tiny map with log
  * entries only; replaying them writes every record a second time, into its
  * database, and the map must grow during the replay. */
@@ -875,7 +947,7 @@ static void test_wal_recovery_grows_map(void **state)
     f->cfg.map_size = 256 * 1024;
     f->cfg.grow_headroom_pct = 0; /* the map grows only when full */
     rk_counters *c = acct_txn_counter();
-    requests_then_crash(f, c, 1500, 1500, "g");
+    requests_then_crash(f, c, 1500, 1500, "g", false);
     fx_open(f);
     rk_store_stats st;
     assert_int_equal(rk_store_stats_get(f->s, &st), 0);
@@ -1024,9 +1096,9 @@ static void test_checkpoint_yields_to_requests(void **state)
     rk_counters_free(c);
 }
 
-/* The checkpointer thread writes under the normal policy (it holds what
- * requests wait for) and is back under SCHED_IDLE between chunks, where it
- * can leave SCHED_IDLE at all. */
+/* The checkpointer thread holds gate (what requests wait for) under the
+ * normal policy only while it copies and marks a chunk, and is back under
+ * SCHED_IDLE afterwards, where it can leave SCHED_IDLE at all. */
 static void test_checkpointer_settles(void **state)
 {
     fx *f = *state;
@@ -1273,6 +1345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_map_full_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_recovery_grows_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_while_requests_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_assist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_yields_to_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpointer_settles, setup, teardown),

@@ -46,6 +46,23 @@ static void mkval(uint32_t i, uint32_t round, uint8_t *val, size_t len)
         val[b] = (uint8_t)(i * 131u + round * 17u + (uint32_t)b * 3u + 1u);
 }
 
+/* Marks the first n dirty records written with the images they hold now, as
+ * a checkpoint that no request interrupted does. */
+static void mark_clean(rk_wcache *c, int n)
+{
+    rk_wc_dirty d[64];
+    rk_wc_image img[64];
+    while (n > 0) {
+        int k = rk_wcache_dirty_head(c, d, n < 64 ? n : 64);
+        if (k == 0)
+            return;
+        for (int i = 0; i < k; i++)
+            img[i] = d[i].img;
+        rk_wcache_mark_written(c, img, k, 0);
+        n -= k;
+    }
+}
+
 /* The fixture owns the test's cache, so that teardown frees it even when an
  * assertion fails half-way (cmocka leaves the test by longjmp). */
 typedef struct fx {
@@ -201,7 +218,7 @@ static void test_db_index_distinct(void **state)
     assert_int_equal(st.pending_new[1], 1);
 
     /* forgetting (after cleaning) one leaves the other */
-    rk_wcache_mark_clean(c, 2);
+    mark_clean(c, 2);
     assert_true(rk_wcache_forget_clean(c, 0, key, KLEN));
     assert_absent(c, 0, key, KLEN);
     assert_get(c, 1, key, KLEN, b, sizeof b);
@@ -290,7 +307,7 @@ static void test_undo_class_change(void **state)
     mkval(12, 1, tiny, sizeof tiny);
 
     put_req(c, 0, key, KLEN, small, sizeof small, 1);
-    rk_wcache_mark_clean(c, 1);
+    mark_clean(c, 1);
     load_req(c, 1, k2, KLEN, big2, sizeof big2);
 
     rk_wcache_begin(c);
@@ -408,7 +425,7 @@ static void test_dirty_fifo(void **state)
     assert_int_equal(st.pending_new[1], 1);
 
     /* A written */
-    rk_wcache_mark_clean(c, 1);
+    mark_clean(c, 1);
     assert_int_equal(rk_wcache_dirty_head(c, d, 8), 2);
     check_dirty(&d[0], 1, kb, vb, sizeof vb);
     check_dirty(&d[1], 0, kc, vc, sizeof vc);
@@ -434,7 +451,7 @@ static void test_dirty_fifo(void **state)
     assert_int_equal(st.pending_new[0], 1); /* A is in its database now */
     assert_int_equal(st.pending_new[1], 1);
 
-    rk_wcache_mark_clean(c, 2);
+    mark_clean(c, 2);
     assert_int_equal(rk_wcache_needed_seq(c, 0, 99), 9);
     assert_int_equal(rk_wcache_dirty_head(c, d, 8), 1);
     check_dirty(&d[0], 0, ka, va3, sizeof va3);
@@ -444,7 +461,7 @@ static void test_dirty_fifo(void **state)
     assert_int_equal(st.pending_new[1], 0);
 
     /* marking more than there are stops at the end */
-    rk_wcache_mark_clean(c, 5);
+    mark_clean(c, 5);
     assert_int_equal(rk_wcache_needed_seq(c, 0, 99), 99);
     assert_int_equal(rk_wcache_dirty_head(c, d, 8), 0);
     st = stats(c);
@@ -453,6 +470,74 @@ static void test_dirty_fifo(void **state)
 }
 
 /* ---- 6. forget_clean ----------------------------------------------------- */
+
+/* Images written while requests went on (the checkpointer writes copies
+ * outside the store's lock): a record changed meanwhile stays dirty, from the
+ * sequence the images were taken at, in its place in the FIFO; one changed
+ * and undone, or unchanged, becomes clean. */
+static void test_mark_written_changed(void **state)
+{
+    rk_wcache *c = cache_new(state, 64);
+    uint8_t k[5][KLEN], v[5][16], v2[40];
+    for (uint32_t i = 0; i < 5; i++) {
+        mkkey(100 + i, k[i]);
+        mkval(100 + i, 0, v[i], sizeof v[i]);
+    }
+    mkval(100, 1, v2, sizeof v2);
+    put_req(c, 0, k[0], KLEN, v[0], sizeof v[0], 5); /* A */
+    put_req(c, 0, k[1], KLEN, v[1], sizeof v[1], 6); /* B */
+    put_req(c, 1, k[2], KLEN, v[2], sizeof v[2], 7); /* C */
+
+    /* images of A, B and C taken at log sequence 8 */
+    rk_wc_dirty d[8];
+    rk_wc_image img[3];
+    assert_int_equal(rk_wcache_dirty_head(c, d, 3), 3);
+    for (int i = 0; i < 3; i++)
+        img[i] = d[i].img;
+
+    /* meanwhile: A changes, C changes and is undone, D and E become dirty */
+    put_req(c, 0, k[0], KLEN, v2, sizeof v2, 8);
+    rk_wcache_begin(c);
+    assert_int_equal(rk_wcache_put(c, 1, k[2], KLEN, v2, sizeof v2, 9), 0);
+    rk_wcache_undo(c);
+    put_req(c, 0, k[3], KLEN, v[3], sizeof v[3], 9);
+    put_req(c, 0, k[4], KLEN, v[4], sizeof v[4], 10);
+    assert_int_equal(stats(c).pending_new[0], 4);
+
+    rk_wcache_mark_written(c, img, 3, 8);
+
+    /* B and C clean; A dirty from 8, between what was dirty before (none
+     * left) and D */
+    assert_int_equal(rk_wcache_dirty_head(c, d, 8), 3);
+    check_dirty(&d[0], 0, k[0], v2, sizeof v2);
+    check_dirty(&d[1], 0, k[3], v[3], sizeof v[3]);
+    check_dirty(&d[2], 0, k[4], v[4], sizeof v[4]);
+    assert_int_equal(rk_wcache_needed_seq(c, 0, 99), 8);
+    assert_int_equal(rk_wcache_needed_seq(c, 1, 99), 9);
+    assert_int_equal(rk_wcache_needed_seq(c, 2, 99), 10);
+    rk_wcache_stats st = stats(c);
+    assert_int_equal(st.dirty, 3);
+    assert_int_equal(st.pending_new[0], 2); /* A's key is in its database now */
+    assert_int_equal(st.pending_new[1], 0);
+    assert_get(c, 1, k[2], KLEN, v[2], sizeof v[2]);
+
+    /* a record that stayed dirty before the images were taken keeps its
+     * place ahead of A's new one: images of D only, D changed, taken at 9 */
+    assert_int_equal(rk_wcache_dirty_head(c, d, 2), 2);
+    img[0] = d[1].img; /* D */
+    put_req(c, 0, k[3], KLEN, v2, sizeof v2, 11);
+    rk_wcache_mark_written(c, img, 1, 11);
+    assert_int_equal(rk_wcache_dirty_head(c, d, 8), 3);
+    check_dirty(&d[0], 0, k[0], v2, sizeof v2);
+    check_dirty(&d[1], 0, k[4], v[4], sizeof v[4]);
+    check_dirty(&d[2], 0, k[3], v2, sizeof v2);
+    assert_int_equal(rk_wcache_needed_seq(c, 2, 99), 11);
+
+    /* the images taken now are the newest: all clean */
+    mark_clean(c, 3);
+    assert_int_equal(stats(c).dirty, 0);
+    assert_int_equal(stats(c).pending_new[0], 0);
+}
 
 static void test_forget_clean(void **state)
 {
@@ -480,7 +565,7 @@ static void test_forget_clean(void **state)
     assert_get(c, 0, kd, KLEN, vd, sizeof vd);
 
     /* once written, the dirty one can go */
-    rk_wcache_mark_clean(c, 1);
+    mark_clean(c, 1);
     assert_true(rk_wcache_forget_clean(c, 0, kd, KLEN));
     assert_absent(c, 0, kd, KLEN);
     rk_wcache_stats st = stats(c);
@@ -565,7 +650,7 @@ static void test_eviction(void **state)
     }
 
     /* a write-back frees room again */
-    rk_wcache_mark_clean(c, 64);
+    mark_clean(c, 64);
     mkkey(1000, key);
     mkval(1000, 0, val, sizeof val);
     put_req(c, 0, key, KLEN, val, sizeof val, 600);
@@ -690,15 +775,15 @@ static void test_pending_new(void **state)
     assert_int_equal(st.pending_new[0], 1);
     assert_int_equal(st.pending_new[1], 1);
 
-    rk_wcache_mark_clean(c, 1); /* k1 */
+    mark_clean(c, 1); /* k1 */
     st = stats(c);
     assert_int_equal(st.pending_new[0], 1);
     assert_int_equal(st.pending_new[1], 0);
-    rk_wcache_mark_clean(c, 1); /* k2 (already in its database) */
+    mark_clean(c, 1); /* k2 (already in its database) */
     st = stats(c);
     assert_int_equal(st.pending_new[0], 1);
     assert_int_equal(st.pending_new[1], 0);
-    rk_wcache_mark_clean(c, 1); /* k3 */
+    mark_clean(c, 1); /* k3 */
     st = stats(c);
     assert_int_equal(st.pending_new[0], 0);
     assert_int_equal(st.pending_new[1], 0);
@@ -736,7 +821,7 @@ static void test_many_keys(void **state)
     assert_int_equal(rk_wcache_needed_seq(c, 0, 0), 1);
     assert_int_equal(rk_wcache_needed_seq(c, MANY - 1, 0), MANY);
 
-    rk_wcache_mark_clean(c, MANY);
+    mark_clean(c, MANY);
     st = stats(c);
     assert_int_equal(st.dirty, 0);
     assert_int_equal(st.pending_new[0], 0);
@@ -1004,6 +1089,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_undo_class_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_written_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction_pinned, setup, teardown),

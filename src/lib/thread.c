@@ -83,7 +83,8 @@ void rk_thread_prio_idle(rk_thread_prio *p, const char *name, bool stay_idle)
 
 void rk_thread_prio_boost(rk_thread_prio *p)
 {
-    if (!atomic_load_explicit(&p->idle, memory_order_relaxed) ||
+    /* acquire: idle is stored after p->thread, which set_policy reads */
+    if (!atomic_load_explicit(&p->idle, memory_order_acquire) ||
         atomic_load_explicit(&p->boosted, memory_order_relaxed))
         return;
     if (atomic_exchange(&p->boosted, true))

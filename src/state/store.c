@@ -1,24 +1,39 @@
 /* The LMDB environment: opening, write transactions, durability, map growth,
  * statistics and backups.
  *
- * Locking. Three locks, always taken in this order:
- *   gate     (mutex)  held by the worker that has the write transaction open,
- *                     from rk_store_begin to commit/abort (a request spins
- *                     briefly for it before sleeping, background work polls
- *                     for it and never sleeps on it: gate_enter,
- *                     gate_enter_background). LMDB would serialise
- *                     writers anyway; holding our own lock as well means that
- *                     when the map must grow, no other writer can slip in
- *                     between aborting the transaction and re-running it, so
- *                     the re-run sees exactly the state the first attempt saw.
+ * Locking. Four locks, always taken in this order (any may be skipped):
+ *   lmdb_mu  (mutex)  held by whoever writes dirty cached records to LMDB: a
+ *                     checkpoint chunk (wal.c), an assisting request (which
+ *                     only tries for it, holding gate), and a sweeper batch
+ *                     (so that it never waits for LMDB's writer lock while
+ *                     holding gate).
+ *   gate     (mutex)  held by a request from rk_store_begin to commit/abort:
+ *                     requests run one at a time, and the cache (wcache.c)
+ *                     has one user at a time. A request spins briefly for it
+ *                     before sleeping; background work polls for it and
+ *                     never sleeps on it (gate_enter, gate_enter_background).
+ *                     Held across a map growth and the re-run that follows,
+ *                     so no other request slips in between.
  *   maplock  (rwlock, writer-preferring) held shared by every transaction,
  *                     read or write, and by the sync thread while it fsyncs;
  *                     held exclusively only by mdb_env_set_mapsize, which LMDB
  *                     allows only when no transaction is active in the process.
- *   sync_mu  (mutex)  guards the commit and sync sequence numbers.
- * flush_mu (mutex) serialises the fsyncs and log trims of sync_round; it is
- * taken with neither gate nor sync_mu held, before maplock. Nobody takes
- * maplock shared twice (a waiting grower would deadlock it).
+ *   LMDB's own writer lock, inside mdb_txn_begin: a request that upgrades to
+ *                     a write txn may wait there for a checkpoint chunk,
+ *                     which never needs gate while it holds it.
+ * sync_mu (mutex) guards the commit and sync sequence numbers. flush_mu
+ * (mutex) serialises the fsyncs and log trims of sync_round; it is taken with
+ * neither gate nor sync_mu held, before maplock. Nobody takes maplock shared
+ * twice (a waiting grower would deadlock it), and nobody resizes while it
+ * holds a transaction (resize waits for every shared holder).
+ *
+ * Read transactions. A live request (a worker of a store that does not
+ * batch) reads LMDB through a read transaction, renewed at rk_store_begin,
+ * and changes only the cache: its commit writes no page, and a checkpoint
+ * chunk can write LMDB at the same time without gate (wal.c). Only a request
+ * that writes LMDB itself opens a write transaction next to it (writable()).
+ * Background workers and batching workers use write transactions from the
+ * start.
  *
  * Durability. The environment is always opened MDB_NOSYNC: a commit writes
  * its pages and meta page into the OS page cache and returns. Every commit
@@ -35,8 +50,8 @@
  *
  * Write-back cache. rk_store_get and rk_store_put_at (counter and decided
  * records) go through the cache (wcache.c) under gate; a request's changes
- * also become one write-ahead log entry appended just after its LMDB commit
- * (wlog.c), and the checkpointer thread moves them into their databases
+ * also become one write-ahead log entry appended just after its transaction
+ * ends (wlog.c), and the checkpointer thread moves them into their databases
  * (wal.c). Every path that abandons a transaction (abort, a re-run after map
  * growth, a failed commit or log append) undoes the request's cache changes
  * with it, so the cache never holds what was not committed and logged.
@@ -240,23 +255,90 @@ static int maybe_grow(rk_store *s)
     return resize(s, false);
 }
 
-/* Begins a write txn (gate and maplock already held), adopting a map size
- * changed by another process. */
-static int begin_txn(rk_store_worker *w)
+/* Begins a write txn (maplock held shared, no txn of ours open), adopting a
+ * map size changed by another process. */
+static int begin_write(rk_store *s, MDB_txn **txn)
 {
-    rk_store *s = w->s;
-    w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL; /* went with the last txn */
     for (int i = 0; i < 3; i++) {
-        int rc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
+        int rc = mdb_txn_begin(s->env, NULL, 0, txn);
         if (rc == 0)
             return 0;
-        w->txn = NULL;
+        *txn = NULL;
         if (rc != MDB_MAP_RESIZED)
             return rk_store_mdb_fail(s, rc, "beginning a write transaction");
         if ((rc = resize(s, true)) != 0)
             return rc;
     }
     return RK_ESTORE;
+}
+
+/* Begins w's write txn (gate and maplock already held). */
+static int begin_txn(rk_store_worker *w)
+{
+    w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL; /* went with the last txn */
+    int rc = begin_write(w->s, &w->txn);
+    w->writing = rc == 0;
+    return rc;
+}
+
+/* Renews w's read txn, or begins it the first time (gate and maplock held). */
+static int begin_read(rk_store_worker *w)
+{
+    rk_store *s = w->s;
+    w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL; /* to be renewed */
+    for (int i = 0; i < 3; i++) {
+        int rc = w->rtxn ? mdb_txn_renew(w->rtxn) : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &w->rtxn);
+        if (rc == 0) {
+            w->rtxn_live = true;
+            w->txn = w->rtxn;
+            w->writing = false;
+            return 0;
+        }
+        if (rc != MDB_MAP_RESIZED) /* (a failed renew leaves the handle reset) */
+            return rk_store_mdb_fail(s, rc, "beginning a read transaction");
+        if ((rc = resize(s, true)) != 0)
+            return rc;
+    }
+    return RK_ESTORE;
+}
+
+/* Ends w's transactions: aborts a write txn, resets the read txn (its
+ * handle and cursors stay for the next request). */
+static void drop_txn(rk_store_worker *w)
+{
+    if (w->txn && w->writing)
+        mdb_txn_abort(w->txn);
+    w->txn = NULL;
+    w->writing = false;
+    if (w->rtxn_live) {
+        mdb_txn_reset(w->rtxn);
+        w->rtxn_live = false;
+    }
+}
+
+/* A request that is about to write LMDB itself (a dynamic list, feedback's
+ * list entry, a record the full cache cannot take, an assist) takes a write
+ * txn next to its read txn, which stays open until the request ends so that
+ * what was read through it stays valid. The two snapshots differ only by
+ * checkpoints committed in between, which wrote dirty records: those are
+ * cached, and the request reads them from the cache, never from LMDB. The
+ * write txn may wait for a checkpoint chunk to commit (LMDB's writer lock).
+ * No pre-emptive growth here (LMDB cannot resize under an open read txn):
+ * MDB_MAP_FULL restarts the request in a write txn after growing. */
+static int writable(rk_store_worker *w)
+{
+    if (w->writing)
+        return 0;
+    MDB_txn *t;
+    int rc = mdb_txn_begin(w->s->env, NULL, 0, &t);
+    if (rc == MDB_MAP_RESIZED)
+        return RK_ST_MAPFULL; /* the restart adopts the new size */
+    if (rc != 0)
+        return rk_store_mdb_fail(w->s, rc, "beginning a write transaction");
+    w->txn = t;
+    w->writing = true;
+    w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL;
+    return 0;
 }
 
 static inline void cpu_relax(void)
@@ -306,6 +388,16 @@ static void gate_enter_background(rk_store *s)
     }
 }
 
+void rk_store_gate_enter_background(rk_store *s)
+{
+    gate_enter_background(s);
+}
+
+void rk_store_gate_leave(rk_store *s)
+{
+    pthread_mutex_unlock(&s->gate);
+}
+
 void rk_store_yield(rk_store *s)
 {
     /* up to ~1 ms, so background work still progresses under constant load */
@@ -337,6 +429,34 @@ void rk_store_read_end(rk_store *s, MDB_txn *txn)
     pthread_rwlock_unlock(&s->maplock);
 }
 
+int rk_store_write_unlocked(rk_store *s, int (*fn)(MDB_txn *txn, void *arg), void *arg)
+{
+    int rc = 0;
+    pthread_rwlock_rdlock(&s->maplock);
+    for (int attempt = 0; attempt < GROW_ATTEMPTS; attempt++) {
+        MDB_txn *txn;
+        if ((rc = maybe_grow(s)) != 0 || (rc = begin_write(s, &txn)) != 0)
+            break;
+        int mrc = fn(txn, arg);
+        if (mrc == 0)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        if (mrc == 0)
+            break;
+        rc = rk_store_mdb_fail(s, mrc, "writing checkpointed records");
+        if (rc != RK_ST_MAPFULL)
+            break;
+        /* our txn is gone, so a request waiting for LMDB's writer lock while
+         * it holds maplock shared can finish before resize needs it */
+        if ((rc = resize(s, false)) != 0)
+            break;
+        atomic_fetch_add(&s->n_replays, 1);
+    }
+    pthread_rwlock_unlock(&s->maplock);
+    return rc == RK_ST_MAPFULL ? RK_ESTORE : rc;
+}
+
 /* ---- the sync thread ----------------------------------------------------- */
 
 /* Makes durable what was committed before it began, and advances
@@ -363,7 +483,6 @@ static void sync_round(rk_store *s, bool trim)
         if (rc == 0 && trim && s->wlog) {
             rk_wlog_trim(s->wlog, keep);
             atomic_store(&s->trim_ns, rk_clock_ns());
-    atomic_store(&s->st_wal_next, s->wal_next);
         }
     }
     if (s->wlog)
@@ -653,6 +772,7 @@ static int init_sync(rk_store *s)
              pthread_cond_init(&s->sync_done, &ca) | pthread_mutex_init(&s->sweep_run, NULL) |
              pthread_mutex_init(&s->sweep_mu, NULL) | pthread_cond_init(&s->sweep_wake, &ca) |
              pthread_mutex_init(&s->ckpt_run, NULL) | pthread_mutex_init(&s->ckpt_mu, NULL) |
+             pthread_mutex_init(&s->lmdb_mu, NULL) |
              pthread_cond_init(&s->ckpt_wake, &ca) | pthread_mutex_init(&s->pf_mu, NULL) |
              pthread_cond_init(&s->pf_wake, &ca);
     pthread_condattr_destroy(&ca);
@@ -715,9 +835,7 @@ int rk_store_open(const rk_store_config *c, rk_store **out)
     if (rc == 0)
         rc = worker_create(s, 1, &s->sweep_w);
     if (rc == 0)
-        rc = worker_create(s, 1, &s->ckpt_w);
-    if (rc == 0)
-        s->sweep_w->nowait = s->ckpt_w->nowait = true;
+        s->sweep_w->nowait = true;
     /* A batching store is private and temporary, and its open batch belongs
      * to one thread: no flush thread, and no sweeper (rk_store_sweep from
      * that thread still works). */
@@ -787,13 +905,13 @@ void rk_store_close(rk_store *s)
         pthread_join(s->ckpt, NULL);
     /* a clean close leaves no log (a private store's cache just goes) */
     bool drop = false;
-    if (s->wlog && s->ckpt_w && s->wc) {
+    if (s->wlog && s->sweep_w && s->wc) {
         drop = rk_store_checkpoint(s) == 0 && atomic_load(&s->st_dirty) == 0;
         if (!drop)
             rk_log_error("state: the final checkpoint failed; the log replays at next open");
     }
     rk_store_worker_free(s->sweep_w);
-    rk_store_worker_free(s->ckpt_w);
+    free(s->ckpt_buf);
     rk_wcache_free(s->wc);
     if (s->env) {
         if (s->cfg.batch <= 1 && mdb_env_sync(s->env, 1) != 0) {
@@ -814,6 +932,7 @@ void rk_store_close(rk_store *s)
     pthread_mutex_destroy(&s->sweep_mu);
     pthread_cond_destroy(&s->sweep_wake);
     pthread_mutex_destroy(&s->ckpt_run);
+    pthread_mutex_destroy(&s->lmdb_mu);
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->ckpt_wake);
     pthread_mutex_destroy(&s->pf_mu);
@@ -846,7 +965,10 @@ static int worker_create(rk_store *s, int batch_max, rk_store_worker **out)
 
 int rk_store_worker_new(rk_store *s, rk_store_worker **out)
 {
-    return worker_create(s, s->cfg.batch > 1 ? s->cfg.batch : 1, out);
+    int rc = worker_create(s, s->cfg.batch > 1 ? s->cfg.batch : 1, out);
+    if (rc == 0)
+        (*out)->read_first = s->cfg.batch <= 1;
+    return rc;
 }
 
 void rk_store_worker_free(rk_store_worker *w)
@@ -857,6 +979,11 @@ void rk_store_worker_free(rk_store_worker *w)
         rk_store_abort(w);
     if (w->locked && commit_now(w) != 0) /* an open batch: keep what it answered */
         rk_log_error("state: the last batch could not be committed");
+    for (int i = 0; i < RK_CUR_N; i++)
+        if (w->rcur[i])
+            mdb_cursor_close(w->rcur[i]);
+    if (w->rtxn)
+        mdb_txn_abort(w->rtxn);
     free(w->rec);
     free(w->grec);
     free(w->reply);
@@ -873,6 +1000,7 @@ int64_t rk_store_worker_now(const rk_store_worker *w)
 static void unlock_worker(rk_store_worker *w)
 {
     if (w->locked) {
+        drop_txn(w); /* the read txn, after a write txn's commit */
         pthread_rwlock_unlock(&w->s->maplock);
         pthread_mutex_unlock(&w->s->gate);
         w->locked = false;
@@ -889,6 +1017,10 @@ static void release(rk_store_worker *w)
     if (w->s->batch_w == w)
         w->s->batch_w = NULL;
     unlock_worker(w);
+    if (w->lmdb_held) {
+        pthread_mutex_unlock(&w->s->lmdb_mu);
+        w->lmdb_held = false;
+    }
 }
 
 int rk_store_begin(rk_store_worker *w, int64_t now_ms)
@@ -902,27 +1034,34 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
     w->nfb = 0;
     w->redo_overflow = false;
     w->wal_used = 0;
-    w->ckpt_flushed = 0;
-    w->ckpt_keep = 0;
+    w->ckpt_n = 0;
     if (w->locked) { /* an open batch: this request joins it */
         rk_wcache_begin(w->s->wc);
         w->in_req = true;
         return 0;
     }
     rk_store *s = w->s;
-    if (!w->nowait) /* a request (background workers are nowait) */
+    if (!w->nowait) { /* a request */
         gate_enter(s);
-    else
+    } else { /* background work that writes LMDB under gate (the sweeper) */
+        pthread_mutex_lock(&s->lmdb_mu);
+        w->lmdb_held = true;
         gate_enter_background(s);
+    }
     pthread_rwlock_rdlock(&s->maplock);
     w->locked = true;
     w->dirty = false;
     w->lmdb_wrote = false;
     w->batch_n = 0;
     w->redo_done = w->redo_used = 0;
-    int rc = maybe_grow(s);
-    if (rc == 0)
-        rc = begin_txn(w);
+    int rc;
+    if (w->read_first) {
+        rc = begin_read(w);
+    } else {
+        rc = maybe_grow(s);
+        if (rc == 0)
+            rc = begin_txn(w);
+    }
     if (rc != 0) {
         release(w);
         return rc < 0 ? rc : RK_ESTORE;
@@ -995,7 +1134,13 @@ static int cursor(rk_store_worker *w, int which, MDB_cursor **out)
 {
     if (!w->cur[which]) {
         MDB_dbi dbi = which == RK_CUR_COUNTERS ? w->s->db_counters : w->s->db_recent;
-        int rc = mdb_cursor_open(w->txn, dbi, &w->cur[which]);
+        int rc;
+        if (w->writing)
+            rc = mdb_cursor_open(w->txn, dbi, &w->cur[which]);
+        else if (w->rcur[which]) /* a read txn's cursor outlives it: renewed */
+            rc = mdb_cursor_renew(w->txn, w->cur[which] = w->rcur[which]);
+        else if ((rc = mdb_cursor_open(w->txn, dbi, &w->rcur[which])) == 0)
+            w->cur[which] = w->rcur[which];
         if (rc != 0) {
             w->cur[which] = NULL;
             return rk_store_mdb_fail(w->s, rc, "opening a cursor");
@@ -1042,7 +1187,7 @@ int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const
     if (rc != RK_EFULL)
         return rc;
     MDB_cursor *c;
-    if ((rc = cursor(w, which, &c)) != 0)
+    if ((rc = writable(w)) != 0 || (rc = cursor(w, which, &c)) != 0)
         return rc;
     if ((rc = mdb_cursor_put(c, k, v, 0)) != 0)
         return rk_store_mdb_fail(s, rc, what);
@@ -1054,7 +1199,10 @@ int rk_store_put_at(rk_store_worker *w, int which, MDB_val *k, MDB_val *v, const
 
 int rk_store_put(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, const char *what)
 {
-    int rc = mdb_put(w->txn, dbi, k, v, 0);
+    int rc = writable(w);
+    if (rc != 0)
+        return rc;
+    rc = mdb_put(w->txn, dbi, k, v, 0);
     if (rc != 0)
         return rk_store_mdb_fail(w->s, rc, what);
     w->lmdb_wrote = true;
@@ -1065,7 +1213,10 @@ int rk_store_put(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, const 
 
 int rk_store_del(rk_store_worker *w, MDB_dbi dbi, MDB_val *k, const char *what)
 {
-    int rc = mdb_del(w->txn, dbi, k, NULL);
+    int rc = writable(w);
+    if (rc != 0)
+        return rc;
+    rc = mdb_del(w->txn, dbi, k, NULL);
     if (rc == MDB_NOTFOUND)
         return RK_ENOTFOUND;
     if (rc != 0)
@@ -1082,7 +1233,7 @@ static void undo_request(rk_store_worker *w)
 {
     rk_wcache_undo(w->s->wc);
     w->wal_used = 0;
-    w->ckpt_flushed = 0;
+    w->ckpt_n = 0;
 }
 
 /* ---- restarting a transaction -------------------------------------------- */
@@ -1104,10 +1255,7 @@ static int restart(rk_store_worker *w, bool grow, bool rerun, int *last)
     undo_request(w); /* the request's cached changes go with its transaction */
     w->lmdb_wrote = false;
     for (int attempt = 0; attempt < GROW_ATTEMPTS; attempt++) {
-        if (w->txn) {
-            mdb_txn_abort(w->txn);
-            w->txn = NULL;
-        }
+        drop_txn(w);
         int rc = grow ? resize(s, false) : 0;
         if (rc == 0)
             rc = begin_txn(w);
@@ -1159,10 +1307,7 @@ void rk_store_abort(rk_store_worker *w)
         }
         rk_log_error("state: lost the %d uncommitted requests of a batch", w->batch_n);
     }
-    if (w->txn) {
-        mdb_txn_abort(w->txn);
-        w->txn = NULL;
-    }
+    drop_txn(w);
     release(w);
 }
 
@@ -1219,14 +1364,22 @@ static void after_commit(rk_store_worker *w)
     if (w->wal_used > 0)
         s->wal_next++;
     w->wal_used = 0;
-    if (w->ckpt_flushed > 0)
-        rk_wcache_mark_clean(s->wc, w->ckpt_flushed);
-    w->ckpt_flushed = 0;
-    if (w->ckpt_keep > atomic_load_explicit(&s->wal_keep, memory_order_relaxed))
-        atomic_store(&s->wal_keep, w->ckpt_keep);
-    w->ckpt_keep = 0;
-    mirror_stats(s);
+    if (w->ckpt_n > 0)
+        rk_store_images_written(s, w->ckpt_img, w->ckpt_n, s->wal_next);
+    else
+        mirror_stats(s);
+    w->ckpt_n = 0;
     nudge_syncer(s);
+}
+
+void rk_store_images_written(rk_store *s, const rk_wc_image *img, int n, uint64_t seq)
+{
+    rk_wcache_mark_written(s->wc, img, n, seq);
+    /* every log entry below the oldest change still dirty is in the databases */
+    uint64_t keep = rk_wcache_needed_seq(s->wc, 0, s->wal_next);
+    if (s->wal_on && keep > atomic_load_explicit(&s->wal_keep, memory_order_relaxed))
+        atomic_store(&s->wal_keep, keep);
+    mirror_stats(s);
 }
 
 /* Copies the cache's figures where rk_store_stats_get reads them without
@@ -1271,8 +1424,11 @@ static int commit_now(rk_store_worker *w)
             rc = RK_ESTORE;
             break;
         }
+        if (!w->writing) /* a read txn: nothing to commit */
+            break;
         int mrc = mdb_txn_commit(w->txn);
         w->txn = NULL; /* freed by LMDB on success and failure alike */
+        w->writing = false;
         if (mrc == 0)
             break;
         rc = rk_store_mdb_fail(s, mrc, "committing");
@@ -1288,10 +1444,7 @@ static int commit_now(rk_store_worker *w)
     if (rc == 0)
         rc = rk_wal_write(w);
     if (rc != 0) {
-        if (w->txn) {
-            mdb_txn_abort(w->txn);
-            w->txn = NULL;
-        }
+        drop_txn(w);
         undo_request(w);
         atomic_fetch_add(&s->n_aborts, 1);
         release(w);
@@ -1340,7 +1493,9 @@ int rk_store_commit(rk_store_worker *w)
      * chunk itself (one that changed nothing, a retry, needs no room). */
     rk_store *s = w->s;
     if (s->wal_on && w->wal_used > 0 &&
-        atomic_load(&s->st_dirty) > s->cfg.cache_records / 4 * 3) {
+        atomic_load(&s->st_dirty) > s->cfg.cache_records / 4 * 3 &&
+        pthread_mutex_trylock(&s->lmdb_mu) == 0) { /* (busy: the checkpointer is at it) */
+        w->lmdb_held = true; /* released with gate */
         int rc = rk_wal_assist(w);
         if (rc != 0) {
             rk_store_abort(w);

@@ -22,6 +22,7 @@
 
 #define RK_OPS_MAX 64          /* logged operations per transaction */
 #define RK_OPARG_MAX 4096      /* bytes of logged operation arguments */
+#define RK_CKPT_CHUNK 16       /* records a checkpoint transaction writes */
 #define RK_REC_MAX (8 * 1024)  /* largest decided-transaction record, less its reply */
 #define RK_FORMAT_VERSION 2u   /* meta "format": bump on incompatible layout changes
                                   (2: grouped counter records, SipHash-128 keys) */
@@ -52,7 +53,7 @@ struct rk_store {
     size_t psize;                 /* LMDB page size */
     size_t map_size;              /* current map size; changed under maplock exclusive */
 
-    pthread_mutex_t gate;         /* one write txn in this process at a time, held across growth + re-run */
+    pthread_mutex_t gate;         /* one request (or the cache's other users) at a time */
     atomic_int gate_waiters;      /* request workers waiting for gate (background work yields to them) */
     pthread_rwlock_t maplock;     /* every txn holds it shared; mdb_env_set_mapsize exclusive */
 
@@ -65,7 +66,7 @@ struct rk_store {
     atomic_int_fast64_t trim_ns;  /* when the log was last trimmed (monotonic; sync thread and rk_store_trim_log) */
     pthread_mutex_t flush_mu;     /* one flush (log and database fsyncs, trim) at a time */
     int sync_err;                 /* last mdb_env_sync failure (0 = none); strict commits report it */
-    bool stopping;                /* close requested: threads exit */
+    atomic_bool stopping;         /* close requested: threads exit (read without locks too) */
     bool syncer_on;               /* the sync thread was started */
     pthread_t syncer;             /* the sync thread */
     rk_thread_prio sync_prio;     /* periodic: it runs under SCHED_IDLE, boosted when overdue */
@@ -81,14 +82,17 @@ struct rk_store {
     size_t batch_growth;          /* bytes the last batch added to the used pages: the
                                      headroom the next one is given before it starts */
 
-    pthread_mutex_t ckpt_run;     /* one checkpoint at a time (thread, sweep or close) */
+    pthread_mutex_t ckpt_run;     /* one checkpoint pass at a time (thread, sweep or close) */
+    pthread_mutex_t lmdb_mu;      /* one writer of dirty images at a time: a checkpoint chunk
+                                     (outside gate), a sweeper batch, an assisting request */
+    uint8_t *ckpt_buf;            /* a checkpoint chunk's copies of keys and images */
+    size_t ckpt_cap;              /* bytes allocated */
     rk_thread_prio ckpt_prio;     /* the checkpointer: SCHED_IDLE, normal while it holds gate */
     pthread_mutex_t ckpt_mu;      /* guards ckpt_wake waits */
     pthread_cond_t ckpt_wake;     /* wakes the checkpointer early (dirty records piling up, close) */
     bool ckpt_kick;               /* wake now: dirty records passed half the cache (under ckpt_mu) */
     bool ckpt_on;                 /* the checkpointer thread was started */
     pthread_t ckpt;               /* the checkpointer thread */
-    rk_store_worker *ckpt_w;      /* its worker */
 
     pthread_mutex_t pf_mu;        /* guards the prefaulter's wake-up */
     pthread_cond_t pf_wake;       /* wakes it: the cache wants memory made resident, or close */
@@ -128,8 +132,14 @@ enum {
 
 struct rk_store_worker {
     rk_store *s;                  /* the store (not owned) */
-    MDB_txn *txn;                 /* the open write txn, or NULL */
-    MDB_cursor *cur[RK_CUR_N];    /* cursors in txn, opened on first use; LMDB frees them with it */
+    MDB_txn *txn;                 /* the request's txn (rtxn or a write txn), or NULL */
+    MDB_cursor *cur[RK_CUR_N];    /* cursors in txn, opened on first use */
+    bool writing;                 /* txn is a write txn (LMDB frees its cursors with it) */
+    bool read_first;              /* a live request worker: see "Read transactions" in store.c */
+    MDB_txn *rtxn;                /* read_first: its read txn, reset between requests */
+    bool rtxn_live;               /* rtxn is renewed (holds a snapshot) */
+    MDB_cursor *rcur[RK_CUR_N];   /* cursors on rtxn, kept and renewed with it */
+    bool lmdb_held;               /* holds s->lmdb_mu (a sweeper batch, an assist) */
     bool locked;                  /* holds gate + maplock (shared): from begin to the real commit */
     bool in_req;                  /* between rk_store_begin and its commit/abort */
     bool nowait;                  /* commit does not wait for strict durability (sweeper) */
@@ -161,8 +171,8 @@ struct rk_store_worker {
 
     uint8_t *wal;                 /* this request's log entry: the cached records it wrote */
     size_t wal_used, wal_cap;     /* bytes used and allocated (grows, never shrinks) */
-    int ckpt_flushed;             /* dirty records the open checkpoint txn wrote (marked clean at commit) */
-    uint64_t ckpt_keep;           /* and the oldest change still dirty after it (0: no checkpoint) */
+    rk_wc_image ckpt_img[RK_CKPT_CHUNK]; /* dirty images an assist wrote (marked at commit) */
+    int ckpt_n;                   /* entries used */
 };
 
 /* Cached databases (indexes into the cache). */
@@ -190,9 +200,25 @@ void *rk_wal_ckpt_main(void *arg);
 
 /* A request's share of checkpointing, for when the checkpointer falls behind:
  * it runs under SCHED_IDLE, and a saturated machine starves it. Writes one
- * chunk of the oldest dirty records (and trims the log) inside w's open
- * request transaction, so they are clean once it commits. RK_ESTORE. */
+ * chunk of the oldest dirty records inside w's open request transaction, so
+ * they are clean once it commits. The caller holds lmdb_mu. RK_ESTORE. */
 int rk_wal_assist(rk_store_worker *w);
+
+/* After a transaction that wrote the n dirty images img (a checkpoint chunk
+ * or an assist) committed, with gate held: marks them written (see
+ * rk_wcache_mark_written; seq is the log sequence when they were taken) and
+ * publishes the oldest change still dirty as wal_keep. */
+void rk_store_images_written(rk_store *s, const rk_wc_image *img, int n, uint64_t seq);
+
+/* Runs fn(txn, arg) in a write transaction of its own, taken without gate
+ * (holding lmdb_mu, the caller keeps other writers of cached records out),
+ * and commits it; after MDB_MAP_FULL the map grows and fn runs again in a
+ * fresh one. fn returns 0 or an LMDB code. 0, RK_ESTORE or RK_ENOMEM. */
+int rk_store_write_unlocked(rk_store *s, int (*fn)(MDB_txn *txn, void *arg), void *arg);
+
+/* Takes and releases gate as background work does (see store.c). */
+void rk_store_gate_enter_background(rk_store *s);
+void rk_store_gate_leave(rk_store *s);
 
 /* Fsyncs the log and the databases, then deletes the log's segments that
  * checkpoints have made unnecessary. 0 or RK_ESTORE. */

@@ -150,7 +150,7 @@ int rk_store_sweep(rk_store *s, int64_t now_ms, rk_sweep_result *out)
             rk_store_yield(s);
             *per_db[db] += o.deleted;
             atomic_fetch_add(stat[db], o.deleted);
-            if (o.done || __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
+            if (o.done || atomic_load_explicit(&s->stopping, memory_order_relaxed))
                 break; /* finished, or the store is closing: resume next pass */
             if (o.nlen == 0) /* a key too long to resume from: cannot happen */
                 break;

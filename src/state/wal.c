@@ -3,17 +3,19 @@
  * A request's changes to cached records (counter groups, decided
  * transactions) go into the cache and into one log entry: the new image of
  * every record it wrote, appended to the log's segment files (wlog.c) once
- * the request's LMDB transaction has committed, under the same gate. A
- * request that changed only cached records has an LMDB transaction with no
- * pages to write, whose commit costs next to nothing: the append (one
- * memcpy into a mapped segment) is what makes its changes survive the
- * process, and the log's fdatasync (sync thread) what makes them survive a
- * power cut.
+ * the request's transaction has ended, under the same gate. A request that
+ * changed only cached records reads LMDB through a read transaction and
+ * writes no page: the append (one memcpy into a mapped segment) is what
+ * makes its changes survive the process, and the log's fdatasync (sync
+ * thread) what makes them survive a power cut.
  *
  * Checkpoints write dirty records to their databases, oldest change first,
- * CKPT_CHUNK to a transaction so requests wait at most one chunk, and
- * publish the oldest change still dirty (wal_keep): every log entry older
- * than it is in the databases. The sync thread deletes whole segments below
+ * RK_CKPT_CHUNK to a transaction. The checkpointer copies a chunk's images
+ * under gate, writes them without it while requests go on, and takes gate
+ * again to mark them written (checkpoint_chunk): a request waits at most
+ * for the copying or the marking, never for LMDB. Each chunk publishes the
+ * oldest change still dirty (wal_keep): every log entry older than it is in
+ * the databases. The sync thread deletes whole segments below
  * it, but only after an fsync of the databases that followed the
  * publication. Because every entry holds whole images, recovery is simply:
  * put every entry's records in log order (the last image of a record wins),
@@ -291,66 +293,149 @@ typedef struct ckpt_arg {
                           assisting request's, which must keep up with what requests dirty) */
 } ckpt_arg;
 
-/* Whether a request waits for gate: a chunk then ends early and commits
- * what it wrote. A chunk of CKPT_CHUNK records held gate ~65 us on average
- * at 5,000 req/s (18% of them over 100 us). */
+/* Whether a request waits for gate: the checkpointer then stops taking
+ * images for its chunk. */
 static bool request_waits(rk_store *s)
 {
     return atomic_load_explicit(&s->gate_waiters, memory_order_relaxed) > 0;
 }
 
-/* Writes up to CKPT_CHUNK of the oldest dirty records changed before
- * pass_end and notes the oldest change that stays dirty. Runs
- * again unchanged after a map growth (nothing is marked clean before the
- * commit). */
-static int ckpt_op(rk_store_worker *w, void *arg)
+/* Up to RK_CKPT_CHUNK of the oldest dirty records changed before pass_end
+ * (gate held) into d; sets *a->more. */
+static int chunk_head(rk_store *s, const ckpt_arg *a, rk_wc_dirty *d)
 {
-    ckpt_arg *a = arg;
-    rk_store *s = w->s;
-    rk_wc_dirty d[CKPT_CHUNK];
-    int n = rk_wcache_dirty_head(s->wc, d, CKPT_CHUNK);
+    int n = rk_wcache_dirty_head(s->wc, d, RK_CKPT_CHUNK);
     while (n > 0 && rk_wcache_needed_seq(s->wc, n - 1, UINT64_MAX) >= a->pass_end)
         n--; /* changed since the pass began: the next pass writes it */
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && a->yield && request_waits(s)) {
+    for (int i = 1; a->yield && i < n; i++) {
+        if (request_waits(s)) {
             n = i;
             break;
         }
-        MDB_val k = {d[i].klen, (void *)d[i].key}, v = {d[i].len, (void *)d[i].val};
-        int rc = mdb_put(w->txn, item_dbi(s, d[i].db), &k, &v, 0);
-        if (rc != 0)
-            return rk_store_mdb_fail(s, rc, "checkpointing a record");
     }
-    w->ckpt_flushed = n;
     if (a->more)
         *a->more = rk_wcache_needed_seq(s->wc, n, UINT64_MAX) < a->pass_end;
-    /* published once this commits (after_commit): the log below it is in
-     * the databases */
-    w->ckpt_keep = s->wal_on ? rk_wcache_needed_seq(s->wc, n, s->wal_next) : 0;
+    return n;
+}
+
+/* An assisting request writes its chunk in its own transaction, under gate
+ * from start to commit: nothing changes the images meanwhile. Runs again
+ * unchanged after a map growth (nothing is marked before the commit). */
+static int assist_op(rk_store_worker *w, void *arg)
+{
+    rk_store *s = w->s;
+    rk_wc_dirty d[RK_CKPT_CHUNK];
+    int n = chunk_head(s, arg, d);
+    bool wrote = w->lmdb_wrote;
+    for (int i = 0; i < n; i++) {
+        MDB_val k = {d[i].klen, (void *)d[i].key}, v = {d[i].len, (void *)d[i].val};
+        int rc = rk_store_put(w, item_dbi(s, d[i].db), &k, &v, "checkpointing a record");
+        if (rc != 0)
+            return rc;
+        w->ckpt_img[i] = d[i].img;
+    }
+    w->lmdb_wrote = wrote; /* the log covers these until the trim's fsync */
+    w->ckpt_n = n;
     return 0;
 }
 
-/* One checkpoint transaction of the pass a describes: a chunk of records. */
-static int checkpoint_chunk(rk_store_worker *w, ckpt_arg *a)
+int rk_wal_assist(rk_store_worker *w)
 {
-    rk_store *s = w->s;
-    int rc = rk_store_begin(w, rk_clock_wall_ms());
-    if (rc != 0)
-        return rc;
-    if (a->pass_end == 0)
-        a->pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
-    if ((rc = rk_store_op(w, ckpt_op, a, sizeof *a)) != 0) {
-        rk_store_abort(w);
-        return rc;
-    }
-    return rk_store_commit(w);
+    /* Records the request itself first dirtied carry this sequence and stay
+     * dirty; no pointer out (a re-run after map growth reads the copy of
+     * the argument the op log keeps). */
+    ckpt_arg a = {.pass_end = w->s->wal_next, .more = NULL};
+    return rk_store_op(w, assist_op, &a, sizeof a);
 }
 
-/* One checkpoint pass. The checkpointer thread (hold: its priority) waits
- * for an idle core under SCHED_IDLE but holds gate, which every request
- * needs, at the normal policy: an idle-policy thread is preempted by any
- * thread that wakes on its core, and a request then waited for it to be
- * scheduled again while it held the lock. Two system calls per chunk. */
+/* A checkpoint chunk's copies of the images it writes. */
+typedef struct ckpt_chunk {
+    rk_store *s;
+    int n;
+    rk_wc_image img[RK_CKPT_CHUNK];
+    uint8_t db[RK_CKPT_CHUNK];
+    MDB_val k[RK_CKPT_CHUNK], v[RK_CKPT_CHUNK]; /* into s->ckpt_buf */
+} ckpt_chunk;
+
+/* Copies the chunk's images (gate held). RK_ENOMEM. */
+static int chunk_copy(rk_store *s, const ckpt_arg *a, ckpt_chunk *c)
+{
+    rk_wc_dirty d[RK_CKPT_CHUNK];
+    int n = chunk_head(s, a, d);
+    size_t need = 0;
+    for (int i = 0; i < n; i++)
+        need += d[i].klen + d[i].len;
+    if (rk_grow((void **)&s->ckpt_buf, &s->ckpt_cap, need, 64 * 1024) != 0)
+        return RK_ENOMEM;
+    uint8_t *p = s->ckpt_buf;
+    for (int i = 0; i < n; i++) {
+        c->img[i] = d[i].img;
+        c->db[i] = (uint8_t)d[i].db;
+        memcpy(p, d[i].key, d[i].klen);
+        c->k[i] = (MDB_val){d[i].klen, p};
+        p += d[i].klen;
+        memcpy(p, d[i].val, d[i].len);
+        c->v[i] = (MDB_val){d[i].len, p};
+        p += d[i].len;
+    }
+    c->n = n;
+    return 0;
+}
+
+static int chunk_put(MDB_txn *txn, void *arg)
+{
+    ckpt_chunk *c = arg;
+    for (int i = 0; i < c->n; i++) {
+        int rc = mdb_put(txn, item_dbi(c->s, c->db[i]), &c->k[i], &c->v[i], 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* One checkpoint transaction of the pass a describes. The images are copied
+ * under gate, written to LMDB without it (requests go on meanwhile: they
+ * read LMDB through read transactions and change only the cache), and
+ * marked written under gate again; a record a request changed meanwhile
+ * stays dirty (rk_wcache_mark_written). lmdb_mu, held throughout, keeps out
+ * the other writers of cached records: an assist that wrote and cleaned a
+ * newer image before this chunk's older copy lands would lose its change,
+ * and a sweeper batch would wait for LMDB's writer lock while holding gate.
+ * The checkpointer (hold: its priority) waits for an idle core under
+ * SCHED_IDLE but holds gate, which every request needs, at the normal
+ * policy: an idle-policy thread is preempted by any thread that wakes on its
+ * core, and a request then waited for it to be scheduled again while it held
+ * the lock. */
+static int checkpoint_chunk(rk_store *s, ckpt_arg *a, rk_thread_prio *hold)
+{
+    ckpt_chunk c = {.s = s};
+    pthread_mutex_lock(&s->lmdb_mu);
+    if (hold)
+        rk_thread_prio_boost(hold);
+    rk_store_gate_enter_background(s);
+    if (a->pass_end == 0)
+        a->pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
+    uint64_t seq = s->wal_next;
+    int rc = chunk_copy(s, a, &c);
+    rk_store_gate_leave(s);
+    if (hold)
+        rk_thread_prio_settle(hold);
+    if (rc == 0 && c.n > 0)
+        rc = rk_store_write_unlocked(s, chunk_put, &c);
+    if (rc == 0 && c.n > 0) {
+        if (hold)
+            rk_thread_prio_boost(hold);
+        rk_store_gate_enter_background(s);
+        rk_store_images_written(s, c.img, c.n, seq);
+        rk_store_gate_leave(s);
+        if (hold)
+            rk_thread_prio_settle(hold);
+    }
+    pthread_mutex_unlock(&s->lmdb_mu);
+    return rc;
+}
+
+/* One checkpoint pass. */
 static int checkpoint_pass(rk_store *s, rk_thread_prio *hold)
 {
     if (s->batch_w) /* a batching store's open batch (same thread) goes first */
@@ -363,11 +448,7 @@ static int checkpoint_pass(rk_store *s, rk_thread_prio *hold)
     ckpt_arg a = {.pass_end = 0, .yield = true};
     for (bool more = true; more;) {
         a.more = &more;
-        if (hold)
-            rk_thread_prio_boost(hold);
-        rc = checkpoint_chunk(s->ckpt_w, &a);
-        if (hold)
-            rk_thread_prio_settle(hold);
+        rc = checkpoint_chunk(s, &a, hold);
         if (rc != 0)
             break;
         atomic_fetch_add(&s->n_checkpoints, 1);
@@ -382,15 +463,6 @@ int rk_store_checkpoint(rk_store *s)
 {
     int rc = checkpoint_pass(s, NULL);
     return rc == 0 ? rk_store_trim_log(s) : rc;
-}
-
-int rk_wal_assist(rk_store_worker *w)
-{
-    /* Records the request itself first dirtied carry this sequence and stay
-     * dirty; no pointer out (a re-run after map growth reads the copy of
-     * the argument the op log keeps). */
-    ckpt_arg a = {.pass_end = w->s->wal_next, .more = NULL};
-    return rk_store_op(w, ckpt_op, &a, sizeof a);
 }
 
 void *rk_wal_ckpt_main(void *arg)

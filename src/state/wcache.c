@@ -56,6 +56,7 @@ typedef struct entry {
     uint64_t gen;        /* request generation that last touched it (pinned while current) */
     uint32_t prev, next; /* dirty FIFO links; next also chains free entries */
     uint64_t first_seq;  /* WAL sequence of its first unflushed change (dirty only) */
+    uint64_t ver;        /* which image it holds: a new value from ver_clock at each put */
     uint64_t ugen;       /* generation whose undo record holds its old image */
     uint64_t hash;       /* of db and key */
 } entry;
@@ -66,6 +67,7 @@ typedef struct undo_rec {
     uint8_t flags;       /* its flags before */
     uint32_t len;        /* its value length before */
     uint64_t first_seq;  /* and first_seq */
+    uint64_t ver;        /* and ver */
     size_t off;          /* old value bytes in undo_buf */
 } undo_rec;
 
@@ -92,6 +94,7 @@ struct rk_wcache {
     uint64_t pending_new[RK_WC_DBS];
     uint64_t evictions, full;
     uint64_t gen;         /* current request generation (starts at 1) */
+    uint64_t ver_clock;   /* the last image version handed out */
     uint32_t last;        /* slot + 1 of the record the last get or load returned (0: none) */
 
     undo_rec *undo;       /* this request's undo records */
@@ -450,7 +453,7 @@ static int undo_push(rk_wcache *c, uint32_t s, int kind)
     if (keep)
         memcpy(c->undo_buf + c->undo_used, x->val, keep);
     c->undo[c->nundo++] = (undo_rec){s, (uint8_t)kind, x->flags, x->len, x->first_seq,
-                                     c->undo_used};
+                                     x->ver, c->undo_used};
     c->undo_used += keep;
     return 0;
 }
@@ -579,6 +582,7 @@ void rk_wcache_undo(rk_wcache *c)
             x->len = u->len;
             set_flags(c, u->slot, u->flags);
             x->first_seq = u->first_seq;
+            x->ver = u->ver;
         } else { /* out of memory: forgetting is only safe for a clean record */
             release_entry(c, u->slot);
         }
@@ -681,6 +685,7 @@ int rk_wcache_put(rk_wcache *c, int db, const void *key, size_t klen, const void
     if (!own)
         memcpy(x->val, val, len);
     x->len = (uint32_t)len;
+    x->ver = ++c->ver_clock;
     if (!(x->flags & F_DIRTY)) {
         x->first_seq = seq;
         set_flags(c, s, x->flags | F_DIRTY);
@@ -706,7 +711,7 @@ int rk_wcache_dirty_head(rk_wcache *c, rk_wc_dirty *out, int n)
     int k = 0;
     for (uint32_t s = c->dhead; s != NIL && k < n; s = c->e[s].next, k++) {
         const entry *x = &c->e[s];
-        out[k] = (rk_wc_dirty){s, x->db, x->key, x->klen, x->val, x->len};
+        out[k] = (rk_wc_dirty){{s, x->ver}, x->db, x->key, x->klen, x->val, x->len};
     }
     return k;
 }
@@ -719,10 +724,49 @@ uint64_t rk_wcache_needed_seq(const rk_wcache *c, int skip, uint64_t none_seq)
     return s == NIL ? none_seq : c->e[s].first_seq;
 }
 
-void rk_wcache_mark_clean(rk_wcache *c, int n)
+/* Puts slot s back into the FIFO in first_seq order, searching from the
+ * tail: it goes behind the records dirtied before seq, which are all that
+ * precede the few dirtied since. */
+static void fifo_insert_sorted(rk_wcache *c, uint32_t s)
 {
-    for (int k = 0; k < n && c->dhead != NIL; k++)
-        set_flags(c, c->dhead, (uint8_t)((c->e[c->dhead].flags & ~F_DIRTY) | F_IN_DB));
+    entry *x = &c->e[s];
+    uint32_t after = c->dtail;
+    while (after != NIL && c->e[after].first_seq > x->first_seq)
+        after = c->e[after].prev;
+    x->prev = after;
+    x->next = after == NIL ? c->dhead : c->e[after].next;
+    if (after == NIL)
+        c->dhead = s;
+    else
+        c->e[after].next = s;
+    if (x->next == NIL)
+        c->dtail = s;
+    else
+        c->e[x->next].prev = s;
+    c->ndirty++;
+}
+
+void rk_wcache_mark_written(rk_wcache *c, const rk_wc_image *img, int n, uint64_t seq)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t s = img[i].slot;
+        entry *x = &c->e[s];
+        if ((x->flags & (F_USED | F_DIRTY)) != (F_USED | F_DIRTY))
+            continue; /* cannot happen: only the writer of the image cleans it */
+        if (x->ver == img[i].ver) {
+            set_flags(c, s, (uint8_t)((x->flags & ~F_DIRTY) | F_IN_DB));
+            continue;
+        }
+        /* changed since the image was taken: its changes from seq on are not
+         * in the database yet, the earlier ones are */
+        if (!(x->flags & F_IN_DB))
+            set_flags(c, s, x->flags | F_IN_DB);
+        if (x->first_seq < seq) {
+            fifo_unlink(c, s);
+            x->first_seq = seq;
+            fifo_insert_sorted(c, s);
+        }
+    }
 }
 
 bool rk_wcache_prefault(rk_wcache *c)

@@ -6,7 +6,7 @@
  * lock (one user at a time, no locking here): a record that is cached is
  * authoritative in the cache; one that is not is authoritative in LMDB. A
  * record changed in the cache is dirty until the checkpointer has written it
- * to its database; the write-ahead log in LMDB (see store.c) covers it in the
+ * to its database; the write-ahead log (wal.c) covers it in the
  * meantime. Only clean records are evicted, so eviction never loses a change.
  *
  * Requests. Between rk_wcache_begin and rk_wcache_keep (or rk_wcache_undo),
@@ -14,9 +14,12 @@
  * pointers stay valid) and its first change is saved, so that an aborted
  * transaction leaves the cache as it found it.
  *
- * Dirty records form a FIFO in the order they became dirty; each carries the
- * WAL sequence of its first unflushed change, so the head's sequence is the
- * oldest log entry still needed. Values live in size-class buffers recycled
+ * Dirty records form a FIFO ordered by the WAL sequence of their first
+ * unflushed change (the order they became dirty, mostly), so the head's
+ * sequence is the oldest log entry still needed. Each put gives the record a
+ * new image version, so a checkpointer that writes a copy of an image
+ * outside the store's lock can tell afterwards whether the record changed
+ * meanwhile (rk_wcache_mark_written). Values live in size-class buffers recycled
  * through free lists: after warm-up nothing is allocated per request. */
 #ifndef RK_STATE_WCACHE_H
 #define RK_STATE_WCACHE_H
@@ -30,10 +33,17 @@
 
 typedef struct rk_wcache rk_wcache;
 
+/* Which image of a record a writer took: its entry and the image's version
+ * (for rk_wcache_mark_written). */
+typedef struct rk_wc_image {
+    uint32_t slot;
+    uint64_t ver;
+} rk_wc_image;
+
 /* A dirty record handed to the checkpointer; valid until the next change to
  * the cache. */
 typedef struct rk_wc_dirty {
-    uint32_t slot;            /* entry, for rk_wcache_mark_clean */
+    rk_wc_image img;          /* what to tell rk_wcache_mark_written once it is written */
     int db;                   /* database index */
     const uint8_t *key;       /* key bytes */
     size_t klen;
@@ -92,9 +102,15 @@ int rk_wcache_dirty_head(rk_wcache *c, rk_wc_dirty *out, int n);
  * when there are not that many: the oldest log entry still needed once the
  * first skip records are flushed. */
 uint64_t rk_wcache_needed_seq(const rk_wcache *c, int skip, uint64_t none_seq);
-/* Marks the first n dirty records (as returned by rk_wcache_dirty_head,
- * nothing changed since) written to their database. */
-void rk_wcache_mark_clean(rk_wcache *c, int n);
+/* Records that the n images img (from rk_wcache_dirty_head) are now in their
+ * databases. A record still holding that image becomes clean. One changed
+ * since (a request ran while the images were being written) stays dirty;
+ * its first change sequence becomes seq, the log sequence when the images
+ * were taken (every later change has at least that sequence; the earlier
+ * ones are in the image written), and it moves to its place in the FIFO,
+ * behind the records dirtied before seq. Only the writer of an image makes
+ * it clean, so the records are still dirty and cached when this runs. */
+void rk_wcache_mark_written(rk_wcache *c, const rk_wc_image *img, int n, uint64_t seq);
 
 /* Memory made resident ahead of use. The first write to fresh memory costs
  * the kernel a page clear, 2 MiB at a time with transparent huge pages: about
