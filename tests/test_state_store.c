@@ -373,6 +373,17 @@ static int score(fx *f, const rk_counters *c, const char *id, int64_t now, rk_va
     return 0;
 }
 
+/* A retry of id at now finds its stored reply. */
+static void assert_replayed(fx *f, const char *id, int64_t now, const char *reply)
+{
+    rk_replay rp;
+    assert_int_equal(rk_store_begin(f->w, now), 0);
+    assert_int_equal(rk_recent_check(f->w, id, strlen(id), &rp), 0);
+    assert_int_equal(rp.reply_len, strlen(reply));
+    assert_memory_equal(rp.reply, reply, rp.reply_len);
+    rk_store_abort(f->w);
+}
+
 /* One counter, transactions per account over a day: what most tests count. */
 static rk_counters *acct_txn_counter(void)
 {
@@ -897,11 +908,7 @@ static void test_wal_recovery(void **state)
     set_str(f->txn, RK_F_ACCOUNT, "acct-7");
     assert_int_equal(peek(f, c, 0, T0 + 300), 10);
     /* a retry of a request the child answered is found */
-    rk_replay rp;
-    assert_int_equal(rk_store_begin(f->w, T0 + 300), 0);
-    assert_int_equal(rk_recent_check(f->w, "w-199", 5, &rp), 0);
-    assert_memory_equal(rp.reply, "reply:w-199:10", rp.reply_len);
-    rk_store_abort(f->w);
+    assert_replayed(f, "w-199", T0 + 300, "reply:w-199:10");
     rk_counters_free(c);
 }
 
@@ -929,11 +936,7 @@ static void test_checkpoint_while_requests_run(void **state)
         set_str(f->txn, RK_F_ACCOUNT, acct);
         assert_int_equal(peek(f, c, 0, T0 + 4000), 302);
     }
-    rk_replay rp;
-    assert_int_equal(rk_store_begin(f->w, T0 + 4000), 0);
-    assert_int_equal(rk_recent_check(f->w, "cw-3019", 7, &rp), 0);
-    assert_memory_equal(rp.reply, "reply:cw-3019:302", rp.reply_len);
-    rk_store_abort(f->w);
+    assert_replayed(f, "cw-3019", T0 + 4000, "reply:cw-3019:302");
     rk_counters_free(c);
 }
 

@@ -27,13 +27,14 @@
  * twice (a waiting grower would deadlock it), and nobody resizes while it
  * holds a transaction (resize waits for every shared holder).
  *
- * Read transactions. A live request (a worker of a store that does not
- * batch) reads LMDB through a read transaction, renewed at rk_store_begin,
+ * Read transactions. A live request (a worker of a store with the cache and
+ * its log) reads LMDB through a read transaction, renewed at rk_store_begin,
  * and changes only the cache: its commit writes no page, and a checkpoint
  * chunk can write LMDB at the same time without gate (wal.c). Only a request
  * that writes LMDB itself opens a write transaction next to it (writable()).
- * Background workers and batching workers use write transactions from the
- * start.
+ * Background workers, batching workers and the workers of a store without a
+ * cache (strict durability's default), whose every request writes LMDB, use
+ * write transactions from the start.
  *
  * Durability. The environment is always opened MDB_NOSYNC: a commit writes
  * its pages and meta page into the OS page cache and returns. Every commit
@@ -966,8 +967,8 @@ static int worker_create(rk_store *s, int batch_max, rk_store_worker **out)
 int rk_store_worker_new(rk_store *s, rk_store_worker **out)
 {
     int rc = worker_create(s, s->cfg.batch > 1 ? s->cfg.batch : 1, out);
-    if (rc == 0)
-        (*out)->read_first = s->cfg.batch <= 1;
+    if (rc == 0) /* without the cache and its log, every request writes LMDB */
+        (*out)->read_first = s->wal_on;
     return rc;
 }
 
