@@ -22,7 +22,7 @@
 
 #define RK_OPS_MAX 64          /* logged operations per transaction */
 #define RK_OPARG_MAX 4096      /* bytes of logged operation arguments */
-#define RK_CKPT_CHUNK 16       /* records a checkpoint transaction writes */
+#define RK_ASSIST_CHUNK 16     /* records an assisting request writes (holding gate throughout) */
 #define RK_REC_MAX (8 * 1024)  /* largest decided-transaction record, less its reply */
 #define RK_FORMAT_VERSION 2u   /* meta "format": bump on incompatible layout changes
                                   (2: grouped counter records, SipHash-128 keys) */
@@ -171,7 +171,7 @@ struct rk_store_worker {
 
     uint8_t *wal;                 /* this request's log entry: the cached records it wrote */
     size_t wal_used, wal_cap;     /* bytes used and allocated (grows, never shrinks) */
-    rk_wc_image ckpt_img[RK_CKPT_CHUNK]; /* dirty images an assist wrote (marked at commit) */
+    rk_wc_image ckpt_img[RK_ASSIST_CHUNK]; /* dirty images an assist wrote (marked at commit) */
     int ckpt_n;                   /* entries used */
 };
 
