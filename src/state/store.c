@@ -11,7 +11,7 @@
  *                     requests run one at a time, and the cache (wcache.c)
  *                     has one user at a time. A request spins briefly for it
  *                     before sleeping; background work polls for it and
- *                     never sleeps on it (gate_enter, gate_enter_background).
+ *                     never sleeps on it (gate_enter, rk_store_gate_enter_background).
  *                     Held across a map growth and the re-run that follows,
  *                     so no other request slips in between.
  *   maplock  (rwlock, writer-preferring) held shared by every transaction,
@@ -288,7 +288,8 @@ static int begin_read(rk_store_worker *w)
     rk_store *s = w->s;
     w->cur[RK_CUR_COUNTERS] = w->cur[RK_CUR_RECENT] = NULL; /* to be renewed */
     for (int i = 0; i < 3; i++) {
-        int rc = w->rtxn ? mdb_txn_renew(w->rtxn) : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &w->rtxn);
+        int rc = w->rtxn ? mdb_txn_renew(w->rtxn)
+                         : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &w->rtxn);
         if (rc == 0) {
             w->rtxn_live = true;
             w->txn = w->rtxn;
@@ -381,17 +382,12 @@ static void gate_enter(rk_store *s)
  * pipeline's time (bench_rules). Requests leave gaps between their
  * transactions; a poll every GATE_POLL_NS lands in one soon enough, and a
  * store so busy that it does not is what request assists are for (wal.c). */
-static void gate_enter_background(rk_store *s)
+void rk_store_gate_enter_background(rk_store *s)
 {
     while (pthread_mutex_trylock(&s->gate) != 0) {
         struct timespec ts = {0, GATE_POLL_NS};
         nanosleep(&ts, NULL);
     }
-}
-
-void rk_store_gate_enter_background(rk_store *s)
-{
-    gate_enter_background(s);
 }
 
 void rk_store_gate_leave(rk_store *s)
@@ -1047,7 +1043,7 @@ int rk_store_begin(rk_store_worker *w, int64_t now_ms)
     } else { /* background work that writes LMDB under gate (the sweeper) */
         pthread_mutex_lock(&s->lmdb_mu);
         w->lmdb_held = true;
-        gate_enter_background(s);
+        rk_store_gate_enter_background(s);
     }
     pthread_rwlock_rdlock(&s->maplock);
     w->locked = true;

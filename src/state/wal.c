@@ -312,8 +312,8 @@ static int chunk_head(rk_store *s, uint64_t pass_end, rk_wc_dirty *d, int max)
 /* An assisting request writes its chunk in its own transaction, under gate
  * from start to commit: nothing changes the images meanwhile. Runs again
  * unchanged after a map growth (nothing is marked before the commit). arg:
- * the pass_end, records the request itself first dirtied carry it and stay
- * dirty. */
+ * a uint64_t pass_end, the request's own log sequence, so the records it
+ * first dirtied itself stay dirty. */
 static int assist_op(rk_store_worker *w, void *arg)
 {
     rk_store *s = w->s;
