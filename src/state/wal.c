@@ -387,6 +387,25 @@ static int chunk_put(MDB_txn *txn, void *arg)
     return 0;
 }
 
+/* The checkpointer (hold: its priority; NULL for a checkpoint run by a
+ * caller's own thread) waits for an idle core under SCHED_IDLE but holds
+ * gate, which every request needs, at the normal policy: an idle-policy
+ * thread is preempted by any thread that wakes on its core, and a request
+ * then waited for it to be scheduled again while it held the lock. */
+static void take_gate(rk_store *s, rk_thread_prio *hold)
+{
+    if (hold)
+        rk_thread_prio_boost(hold);
+    rk_store_gate_enter_background(s);
+}
+
+static void give_gate(rk_store *s, rk_thread_prio *hold)
+{
+    rk_store_gate_leave(s);
+    if (hold)
+        rk_thread_prio_settle(hold);
+}
+
 /* One checkpoint transaction of the pass ending at *pass_end. The images are copied
  * under gate, written to LMDB without it (requests go on meanwhile: they
  * read LMDB through read transactions and change only the cache), and
@@ -394,36 +413,23 @@ static int chunk_put(MDB_txn *txn, void *arg)
  * stays dirty (rk_wcache_mark_written). lmdb_mu, held throughout, keeps out
  * the other writers of cached records: an assist that wrote and cleaned a
  * newer image before this chunk's older copy lands would lose its change,
- * and a sweeper batch would wait for LMDB's writer lock while holding gate.
- * The checkpointer (hold: its priority) waits for an idle core under
- * SCHED_IDLE but holds gate, which every request needs, at the normal
- * policy: an idle-policy thread is preempted by any thread that wakes on its
- * core, and a request then waited for it to be scheduled again while it held
- * the lock. */
+ * and a sweeper batch would wait for LMDB's writer lock while holding gate. */
 static int checkpoint_chunk(rk_store *s, uint64_t *pass_end, bool *more, rk_thread_prio *hold)
 {
     ckpt_chunk c = {.s = s};
     pthread_mutex_lock(&s->lmdb_mu);
-    if (hold)
-        rk_thread_prio_boost(hold);
-    rk_store_gate_enter_background(s);
+    take_gate(s, hold);
     if (*pass_end == 0)
         *pass_end = s->wal_on ? s->wal_next : UINT64_MAX;
     uint64_t seq = s->wal_next;
     int rc = chunk_copy(s, *pass_end, &c, more);
-    rk_store_gate_leave(s);
-    if (hold)
-        rk_thread_prio_settle(hold);
+    give_gate(s, hold);
     if (rc == 0 && c.n > 0)
         rc = rk_store_write_unlocked(s, chunk_put, &c);
     if (rc == 0 && c.n > 0) {
-        if (hold)
-            rk_thread_prio_boost(hold);
-        rk_store_gate_enter_background(s);
+        take_gate(s, hold);
         rk_store_images_written(s, c.img, c.n, seq);
-        rk_store_gate_leave(s);
-        if (hold)
-            rk_thread_prio_settle(hold);
+        give_gate(s, hold);
     }
     pthread_mutex_unlock(&s->lmdb_mu);
     return rc;
